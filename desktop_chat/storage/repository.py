@@ -627,13 +627,14 @@ class Repository:
         result = ImportResult()
         with self._write():
             next_pk = int(self._sql("SELECT COALESCE(MAX(id), 0) FROM message")[0][0]) + 1
-            for done, tree in enumerate(trees, start=1):
-                if cancel is not None and cancel.is_set():
-                    raise CancelledError("Import cancelled; nothing was added.")
-                added, next_pk = self._import_tree(tree, next_pk)
-                result += added
-                if progress is not None:
-                    progress(done, total)
+            with fts.bulk_indexing(self.db, next_pk):
+                for done, tree in enumerate(trees, start=1):
+                    if cancel is not None and cancel.is_set():
+                        raise CancelledError("Import cancelled; nothing was added.")
+                    added, next_pk = self._import_tree(tree, next_pk)
+                    result += added
+                    if progress is not None:
+                        progress(done, total)
         return result
 
     def _import_tree(self, tree: ConversationTree, next_pk: int) -> tuple[ImportResult, int]:
@@ -649,21 +650,26 @@ class Repository:
         if existing:
             conversation_pk = int(existing[0][0])
         else:
-            conversation_pk = self._conversations.insert(
-                uuid=conv.id,
-                title=storable(conv.title),
-                created_at=conv.created_at.timestamp(),
-                updated_at=conv.updated_at.timestamp(),
-                pinned=conv.pinned,
-                archived=conv.archived,
-                model=conv.model,
-                provider=conv.provider,
-                system_prompt=storable(conv.system_prompt),
-                params=_dumps(conv.params),
-                memory_policy=_dumps(conv.memory_policy.to_json()),
-                summary=_storable_opt(conv.summary),
-                metadata=_dumps(conv.metadata),
-            ).execute()
+            conversation_pk = self.db.execute_sql(
+                "INSERT INTO conversation (uuid, title, created_at, updated_at, pinned, "
+                "archived, model, provider, system_prompt, params, memory_policy, summary, "
+                "metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conv.id,
+                    storable(conv.title),
+                    conv.created_at.timestamp(),
+                    conv.updated_at.timestamp(),
+                    int(conv.pinned),
+                    int(conv.archived),
+                    conv.model,
+                    conv.provider,
+                    storable(conv.system_prompt),
+                    _dumps(conv.params),
+                    _dumps(conv.memory_policy.to_json()),
+                    _storable_opt(conv.summary),
+                    _dumps(conv.metadata),
+                ),
+            ).lastrowid
 
         order = _parents_first(tree, by_id, title)
 

@@ -9,7 +9,9 @@ text (a message of a million "x" took minutes), this is linear.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import peewee
@@ -19,6 +21,29 @@ from desktop_chat.storage.text import storable
 
 START, END = "\x02", "\x03"  # highlight markers; never typed, stripped from the text
 _TRIGRAM = 3  # the trigram tokenizer only indexes runs of 3+ characters
+
+
+@contextlib.contextmanager
+def bulk_indexing(db: peewee.Database, first_id: int) -> Iterator[None]:
+    """Index the messages inserted inside the block in one pass at its end.
+
+    Call inside a write transaction. Feeding FTS5 one row at a time from the
+    insert trigger is about three times slower than one ``INSERT ... SELECT``
+    over the new rows, so the trigger is dropped for the block and put back
+    (DDL is transactional in SQLite: a failure rolls both back, and other
+    connections never see the trigger missing). Messages inserted in the
+    block must have ids >= ``first_id``.
+    """
+    (trigger,) = db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'"
+    ).fetchone()
+    db.execute_sql("DROP TRIGGER message_fts_insert")
+    yield
+    db.execute_sql(
+        "INSERT INTO message_fts (rowid, content) SELECT id, content FROM message WHERE id >= ?",
+        (first_id,),
+    )
+    db.execute_sql(trigger)
 
 
 def _terms(query: str) -> list[str]:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from desktop_chat.core.types import Role, SearchHit
+from desktop_chat.core.types import Conversation, ConversationTree, Message, Role, SearchHit
+from desktop_chat.errors import BadInputError
 from desktop_chat.storage import Repository, open_database
 
 
@@ -60,6 +63,40 @@ def test_insert_update_delete_keep_the_index_in_sync(repo: Repository, data_dir:
     assert repo.search("egg") == []
     assert fts_rows(data_dir, "message_fts", "egg") == 0
     # The external-content index matches its table exactly.
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+
+
+def test_imports_are_indexed_in_bulk_and_the_trigger_comes_back(repo: Repository) -> None:
+    before = repo.append_message(repo.create_conversation().id, None, Role.USER, "plain flour")
+    conv_id = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    texts = ["rye flour starter", "spelt flour", "東京の天気"]
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    messages = [
+        Message(ids[i], conv_id, ids[i - 1] if i else None, Role.USER, text, moment)
+        for i, text in enumerate(texts)
+    ]
+    repo.import_trees([ConversationTree(Conversation(conv_id, "Bread", moment, moment), messages)])
+
+    assert sorted(message_ids(repo.search("flour"))) == sorted([before.id, ids[0], ids[1]])
+    assert message_ids(repo.search("京の天")) == [ids[2]]
+    # Messages written after the import go through the insert trigger again.
+    after = repo.append_message(conv_id, ids[2], Role.ASSISTANT, "more flour")
+    assert message_ids(repo.search("more flour")) == [after.id]
+    repo.update_message(ids[0], content="barley")
+    assert message_ids(repo.search("barley")) == [ids[0]]
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+
+
+def test_a_failed_import_leaves_index_and_trigger_as_they_were(repo: Repository) -> None:
+    conv_id = str(uuid.uuid4())
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    twins = [Message("same", conv_id, None, Role.USER, "oat flour", moment)] * 2
+    with pytest.raises(BadInputError):
+        repo.import_trees([ConversationTree(Conversation(conv_id, "Oats", moment, moment), twins)])
+    assert repo.search("oat flour") == []
+    message = repo.append_message(repo.create_conversation().id, None, Role.USER, "oat flour")
+    assert message_ids(repo.search("oat flour")) == [message.id]
     repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
 
 
