@@ -61,8 +61,9 @@ def utcnow() -> datetime:
 
 def to_iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, microseconds only when present."""
-    text = moment.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def from_timestamp(seconds: float) -> datetime:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from desktop_chat.core.types import ConversationTree
 from desktop_chat.errors import BadInputError
 from desktop_chat.storage import ImportResult, Repository
@@ -37,6 +39,10 @@ def read_json(path: Path) -> Any:
 
 
 def _parse(raw: bytes, name: str) -> Any:
+    try:
+        return orjson.loads(raw)  # about twice as fast as json on a large export
+    except orjson.JSONDecodeError:
+        pass  # lone surrogates, deep nesting or a real error: json decides, and says where
     try:
         return json.loads(raw)
     except UnicodeDecodeError:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import orjson
+
 from desktop_chat.core.types import (
     Conversation,
     ConversationTree,
@@ -101,6 +103,17 @@ def conversation_json(tree: ConversationTree) -> dict[str, Any]:
     }
 
 
+def encode(document: Any) -> str:
+    """Compact JSON text; orjson where it can, the standard library where it cannot.
+
+    orjson refuses integers beyond 64 bits (imported metadata may hold them).
+    """
+    try:
+        return orjson.dumps(document).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
 def write_json(trees: Iterable[ConversationTree], out: IO[str]) -> int:
     """Stream an export document to ``out``; return how many conversations it holds.
 
@@ -114,8 +127,7 @@ def write_json(trees: Iterable[ConversationTree], out: IO[str]) -> int:
     count = 0
     for tree in trees:
         out.write(",\n" if count else "\n")
-        # dumps, not dump: only the one-shot encoder is the C one (several times faster).
-        out.write(json.dumps(conversation_json(tree), ensure_ascii=False))
+        out.write(encode(conversation_json(tree)))
         count += 1
     out.write("\n]}\n")
     return count
