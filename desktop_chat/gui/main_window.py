@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QProgressDialog,
     QPushButton,
     QSplitter,
@@ -36,6 +35,7 @@ from desktop_chat.core.types import ConversationTree, Message, MessageStatus
 from desktop_chat.errors import UserFacingError
 from desktop_chat.gui.chat_view import ChatModel, ChatView
 from desktop_chat.gui.composer import Composer
+from desktop_chat.gui.context_dialog import ContextMeter
 from desktop_chat.gui.conversation_list import (
     ConversationDelegate,
     ConversationListModel,
@@ -43,7 +43,7 @@ from desktop_chat.gui.conversation_list import (
 from desktop_chat.gui.conversation_list import Roles as ListRoles
 from desktop_chat.gui.workers import StreamHandle, run_job
 from desktop_chat.services import transfer
-from desktop_chat.services.chat import ChatService, ReplyFinished, Turn
+from desktop_chat.services.chat import DRAFT_ID, ChatService, ReplyFinished, Turn
 from desktop_chat.services.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -167,12 +167,12 @@ class MainWindow(QMainWindow):
         self.model_button.setObjectName("modelButton")
         self.model_button.setToolTip("Model, system prompt and memory for this chat")
         self.model_button.clicked.connect(self.open_conversation_settings)
-        self.meter = QProgressBar(pane)
+        self.meter = ContextMeter(pane)
         self.meter.setObjectName("contextMeter")
+        self.meter.sig_clicked.connect(self.show_context)
         self.meter.setMinimumWidth(190)
         self.meter.setMaximumWidth(260)
         self.meter.setTextVisible(True)
-        self.meter.setToolTip("Tokens the next request will carry, out of the model's window")
         header.addWidget(self.title_label, 1)
         header.addWidget(self.meter)
         header.addWidget(self.model_button)
@@ -212,6 +212,7 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         self.archive_action = self._action(view_menu, "Show &archived chats", self.toggle_archive)
         self.archive_action.setCheckable(True)
+        self._action(view_menu, "What the next request &carries…", self.show_context)
         edit_menu = self.menuBar().addMenu("&Edit")
         self._action(edit_menu, "&Search", self.focus_search, "Ctrl+K")
         self._action(edit_menu, "Chat &settings…", self.open_conversation_settings)
@@ -521,7 +522,7 @@ class MainWindow(QMainWindow):
             self.meter.setFormat("Empty chat")
             return
         try:
-            plan = self.service.plan(self.current_id)
+            plan = self.service.plan(self.current_id, draft=self.composer.edit.toPlainText())
         except UserFacingError as exc:
             self.meter.setFormat("Over the window")
             self.meter.setToolTip(exc.message)
@@ -529,20 +530,37 @@ class MainWindow(QMainWindow):
         self._show_plan(plan)
 
     def _show_plan(self, plan: Any) -> None:
-        draft = len(self.composer.edit.toPlainText()) // 4  # rough until it is sent
-        used = plan.total_tokens + draft
+        used = plan.total_tokens
         self.meter.setRange(0, max(1, plan.window))
         self.meter.setValue(min(used, plan.window))
         approx = "~" if plan.estimate else ""
         self.meter.setFormat(f"{approx}{used:,} / {plan.window:,} tokens")
-        sent = sum(1 for item in plan.included if item.message_id)
+        sent = sum(1 for item in plan.included if item.message_id not in (None, DRAFT_ID))
         dropped = len(plan.dropped)
         self.meter.setToolTip(
-            f"The next request carries {sent} message(s) ({plan.total_tokens:,} tokens) "
-            f"plus your draft; {plan.reserve:,} tokens are kept for the reply."
+            f"Sending now carries {sent} message(s) of this chat and what you typed: "
+            f"{plan.total_tokens:,} tokens; {plan.reserve:,} are kept for the reply."
             + (f"\n{dropped} older message(s) will not be sent." if dropped else "")
+            + "\nClick to see each message."
         )
         self.chat_model.set_excluded({d.message_id for d in plan.dropped})
+
+    def show_context(self) -> None:
+        """Every message the next request carries, its tokens and why; what is left out."""
+        from desktop_chat.gui.context_dialog import ContextDialog
+
+        if self.current_id is None:
+            self.statusBar().showMessage("Nothing to send yet: this chat is empty.", 4000)
+            return
+        try:
+            plan = self.service.plan(self.current_id, draft=self.composer.edit.toPlainText())
+        except UserFacingError as exc:
+            QMessageBox.information(self, APP_NAME, exc.message)
+            return
+        title = self.repo.get_conversation(self.current_id).title or "New chat"
+        self.context_dialog = ContextDialog(plan, title, self)
+        self.context_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.context_dialog.open()
 
     # -- dialogs ------------------------------------------------------------
 

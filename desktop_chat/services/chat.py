@@ -25,6 +25,7 @@ from desktop_chat.core.types import (
     MessageStatus,
     PolicyKind,
     Role,
+    utcnow,
 )
 from desktop_chat.errors import ApiError, UserFacingError
 from desktop_chat.llm.client import ChatClient, Delta, Finished, ProviderConfig, Usage
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SAVE_EVERY = 1.0  # seconds: the most streamed text a crash may lose
 DEFAULT_RESERVE = 4096
+DRAFT_ID = "draft"  # the composer's text in a plan made before it is sent
 TITLE_PROMPT = (
     "Write a short title (3 to 6 words) for this conversation. "
     "Reply with the title only, no quotes or punctuation at the end."
@@ -166,10 +168,27 @@ class ChatService:
 
     # -- planning -------------------------------------------------------------
 
-    def plan(self, conversation_id: str, leaf_id: str | None = None) -> ContextPlan:
-        """What the next request would carry, ending at ``leaf_id`` (default: current leaf)."""
+    def plan(
+        self, conversation_id: str, leaf_id: str | None = None, *, draft: str | None = None
+    ) -> ContextPlan:
+        """What the next request would carry, ending at ``leaf_id`` (default: current leaf).
+
+        With a ``draft``, the plan is the one sending it would make: the draft
+        joins the thread as the newest user message (id ``DRAFT_ID``), so a
+        "last N" or a full budget drops what sending it really would.
+        """
         conversation = self.repo.get_conversation(conversation_id)
         thread = self.repo.thread(conversation_id, leaf_id=leaf_id)
+        if draft is not None:
+            pending = Message(
+                id=DRAFT_ID,
+                conversation_id=conversation_id,
+                parent_id=thread[-1].id if thread else None,
+                role=Role.USER,
+                content=draft,
+                created_at=utcnow(),
+            )
+            thread = [*thread, pending]
         return self._plan(conversation, thread)
 
     def _plan(self, conversation: Conversation, thread: list[Message]) -> ContextPlan:
@@ -187,8 +206,9 @@ class ChatService:
             summary=conversation.summary,
             summary_upto_id=conversation.summary_upto_id,
         )
-        if plan.new_counts:
-            self.repo.set_token_counts(plan.new_counts)
+        counts = {k: v for k, v in plan.new_counts.items() if k != DRAFT_ID}
+        if counts:
+            self.repo.set_token_counts(counts)
         return plan
 
     # -- starting turns (all commit before any request) ----------------------

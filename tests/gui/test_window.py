@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.core.types import MessageStatus, Role
+from desktop_chat.core.types import MemoryPolicy, MessageStatus, PolicyKind, Role
 from desktop_chat.gui.chat_view import ChatModel
 from desktop_chat.gui.chat_view import Roles as ChatRoles
 from desktop_chat.gui.conversation_list import ConversationListModel
@@ -289,3 +290,45 @@ def test_archive_and_find_it_again(qtbot: QtBot, window: MainWindow, workspace: 
     window._update_conversation(conv_id, archived=False)
     window.archive_action.trigger()
     assert window.list_model.row_of(conv_id) == 0
+
+
+def test_the_meter_shows_exactly_what_the_next_request_carries(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace, fake_openai: FakeOpenAI
+) -> None:
+    (conversation_id,) = seed(workspace, ["Memory"], replies=4)
+    policy = MemoryPolicy(kind=PolicyKind.LAST_N, last_n=3)
+    workspace.repo.update_conversation(
+        conversation_id, memory_policy=policy, system_prompt="Be brief."
+    )
+    window.open_conversation(conversation_id)
+    qtbot.keyClicks(window.composer.edit, "And now?")
+    qtbot.waitUntil(lambda: "tokens" in window.meter.format())  # planned after the first paint
+    qtbot.mouseClick(window.meter, Qt.MouseButton.LeftButton)
+    dialog = window.context_dialog
+    qtbot.waitExposed(dialog)
+    table = dialog.table.model()
+    cell = lambda row, column: table.data(table.index(row, column))  # noqa: E731
+    rows = [(cell(r, 0), cell(r, 1)) for r in range(table.rowCount())]
+    # The draft and the two before it (last N = 3), and the question the oldest answers.
+    assert rows == [
+        ("System", "system prompt"),
+        ("You", "recent"),
+        ("Assistant", "recent"),
+        ("You", "your message"),
+    ]
+    assert "Answer 3 about **Memory**" in cell(2, 3)
+    assert "Left out: 6 older than the last N" in dialog.summary.text()
+    # The six left out are dimmed in the chat, the two sent are not.
+    model = window.chat_model
+    included = [model.data(model.index(r), ChatRoles.INCLUDED) for r in range(model.rowCount())]
+    assert included == [False] * 6 + [True] * 2
+
+    dialog.copy_payload()
+    copied = json.loads(QApplication.clipboard().text())
+    dialog.close()
+    assert copied[-1] == {"role": "user", "content": "And now?"}
+    fake_openai.enqueue(stream("Short."))
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    wait_idle(qtbot, window)
+    # What the dialog showed is exactly what went out.
+    assert fake_openai.chat_requests()[0].body["messages"] == copied
