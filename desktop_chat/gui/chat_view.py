@@ -246,7 +246,10 @@ def _actions_html(message: Message, branch: tuple[int, int], streaming: bool) ->
         if message.role is Role.ASSISTANT:
             links.append(f'<a href="{ACTION_SCHEME}regenerate">Regenerate</a>')
             cut_off = message.metadata.get("finish_reason") == "length"
-            if cut_off or message.status in (MessageStatus.STOPPED, MessageStatus.INTERRUPTED):
+            stopped = message.status in (MessageStatus.STOPPED, MessageStatus.INTERRUPTED)
+            # A reply that failed part-way keeps its text and can go on from it too.
+            partial = message.status is MessageStatus.ERROR and bool(message.content)
+            if cut_off or stopped or partial:
                 links.append(f'<a href="{ACTION_SCHEME}continue">Continue</a>')
             if message.status is MessageStatus.ERROR:
                 links.append(f'<a href="{ACTION_SCHEME}retry">Retry</a>')

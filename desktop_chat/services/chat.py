@@ -129,7 +129,10 @@ class ChatService:
         provider = self.provider(name)
         base_url = os.environ.get("OPENAI_BASE_URL") or provider.base_url
         return ProviderConfig(
-            name=provider.name, base_url=base_url, api_key=secrets.get_api_key(provider.name)
+            name=provider.name,
+            base_url=base_url,
+            api_key=secrets.get_api_key(provider.name),
+            stall_timeout=provider.stall_timeout,
         )
 
     def client(self, name: str | None = None) -> ChatClient:
@@ -307,7 +310,9 @@ class ChatService:
             yield ReplyStatus("Summarizing earlier messages…")
             plan = self._refresh_summary(conversation, turn, client)
         messages = plan.messages
-        if prefix:
+        # The plan ends at the reply being continued: it is sent once, as the last
+        # message (the policy may also have left it out, then it is added).
+        if prefix and messages[-1:] != [{"role": "assistant", "content": prefix}]:
             messages = [*messages, {"role": "assistant", "content": prefix}]
         last_save = time.monotonic()
         for event in client.stream(

@@ -27,6 +27,9 @@ class Provider:
     default_model: str = "gpt-4o-mini"
     # Context windows for models the catalog does not know (local servers).
     model_overrides: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The longest silence tolerated before and during a streamed reply; a local
+    # server on a CPU may need more to read a long prompt.
+    stall_timeout: float = 60.0
 
 
 @dataclass

@@ -137,8 +137,12 @@ def test_regenerate_edit_and_continue_make_branches(
     assert reply.id == thread[-1].id
     assert reply.content == "edited answer and more"
     assert reply.status is MessageStatus.COMPLETE
-    last = fake_openai.chat_requests()[-1].body["messages"][-1]
-    assert last == {"role": "assistant", "content": "edited answer"}
+    sent = fake_openai.chat_requests()[-1].body["messages"]
+    # The reply being continued is sent once, as the last message.
+    assert sent[-2:] == [
+        {"role": "user", "content": "better question"},
+        {"role": "assistant", "content": "edited answer"},
+    ]
 
 
 def test_too_large_is_refused_before_any_request(
