@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="the backup to restore (from `backup list`)")
     p.set_defaults(handler=cmd_backup)
 
+    p = commands.add_parser(
+        "encryption", help="encrypt the database at rest (SQLCipher, key in the OS keyring)"
+    )
+    p.add_argument("action", choices=("status", "on", "off"))
+    p.set_defaults(handler=cmd_encryption)
+
     _add_model_commands(commands)
     return parser
 
@@ -415,14 +421,33 @@ def cmd_backup(args: argparse.Namespace, workspace: Workspace) -> int:
             print(f"{item.name}  {when}  {item.kind:<13}  {item.size / 1e6:8.1f} MB")
         return 0
     if args.action == "create":
-        made = backup.create(workspace.paths.database, folder, "manual")
+        made = backup.create(workspace.paths.database, folder, "manual", key=workspace.db_key)
         print(f"Created {made.name} in {folder}.", file=sys.stderr)
         return 0
     if not args.name:
         raise BadInputError("Name the backup to restore (see `desktop-chat backup list`).")
     source = folder / Path(args.name).name
     workspace.close()  # never replace a file under an open connection
-    moved = backup.restore(source, workspace.paths.database)
+    moved = backup.restore(source, workspace.paths.database, key=workspace.db_key)
     kept = f" The replaced database was kept as {moved}." if moved else ""
     print(f"Restored {source.name}.{kept}", file=sys.stderr)
+    return 0
+
+
+def cmd_encryption(args: argparse.Namespace, workspace: Workspace) -> int:
+    from desktop_chat.services import encryption
+
+    if args.db_url or os.environ.get("DESKTOP_CHAT_DB_URL"):
+        raise BadInputError("Encryption applies to the built-in SQLite database, not --db-url.")
+    if args.action == "status":
+        print(encryption.status(workspace.paths, workspace.settings).describe())
+        return 0
+    enabled = args.action == "on"
+    workspace.close()  # the file is rewritten: no connection may stay open on it
+    changed = encryption.set_encryption(workspace.paths, workspace.settings, enabled=enabled)
+    state = "encrypted" if enabled else "decrypted"
+    if changed:
+        print(f"The database is now {state}.", file=sys.stderr)
+    else:
+        print(f"The database was already {state}; nothing to do.", file=sys.stderr)
     return 0

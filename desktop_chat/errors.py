@@ -77,3 +77,11 @@ class CancelledError(UserFacingError):
 
 class CorruptDatabaseError(StorageError):
     """The database file is damaged or is not a database at all."""
+
+
+class EncryptedDatabaseError(StorageError):
+    """The database is encrypted and the key is missing or does not open it.
+
+    Not a :class:`CorruptDatabaseError`: the file is not moved aside, since the
+    right key (or the optional SQLCipher module) makes it readable again.
+    """

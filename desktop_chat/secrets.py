@@ -1,4 +1,5 @@
-"""API keys in the OS keyring (one per provider), with ``OPENAI_API_KEY`` as an override.
+"""Secrets in the OS keyring: API keys (one per provider, ``OPENAI_API_KEY`` overrides)
+and the database encryption key.
 
 Keys never touch the database, the settings file, logs or exports.
 """
@@ -6,6 +7,8 @@ Keys never touch the database, the settings file, logs or exports.
 from __future__ import annotations
 
 import os
+import secrets as _random
+from pathlib import Path
 from types import ModuleType
 
 from desktop_chat.errors import SecretStoreError
@@ -79,3 +82,54 @@ def delete_api_key(provider: str) -> bool:
     except keyring.errors.PasswordDeleteError:
         return False
     return True
+
+
+# -- the database encryption key ------------------------------------------------
+
+_NO_DB_BACKEND = (
+    "No usable OS keyring was found, so the database encryption key cannot be stored or read. "
+    "Install and unlock a Secret Service (e.g. `sudo apt install gnome-keyring`)."
+)
+
+
+def _database_entry(database: Path) -> str:
+    """The keyring user name for one database file (one key per data dir)."""
+    return f"database:{database.resolve()}"
+
+
+def get_database_key(database: Path) -> str | None:
+    """The encryption key of ``database`` from the keyring, or None when there is none."""
+    keyring = _keyring_for_database()
+    try:
+        key: str | None = keyring.get_password(SERVICE, _database_entry(database))
+    except Exception as exc:
+        raise SecretStoreError(
+            f"The OS keyring could not be read ({type(exc).__name__}). {_NO_DB_BACKEND}"
+        ) from exc
+    if key:
+        _seen.add(key)
+    return key or None
+
+
+def ensure_database_key(database: Path) -> str:
+    """The key of ``database``, generated (32 random bytes, hex) and stored if missing."""
+    key = get_database_key(database)
+    if key:
+        return key
+    key = _random.token_hex(32)
+    _seen.add(key)
+    try:
+        _keyring_for_database().set_password(SERVICE, _database_entry(database), key)
+    except Exception as exc:
+        raise SecretStoreError(
+            f"The OS keyring refused to store the database key ({type(exc).__name__}). "
+            f"{_NO_DB_BACKEND}"
+        ) from exc
+    return key
+
+
+def _keyring_for_database() -> ModuleType:
+    try:
+        return _keyring()
+    except SecretStoreError as exc:
+        raise SecretStoreError(_NO_DB_BACKEND) from exc

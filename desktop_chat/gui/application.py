@@ -109,7 +109,9 @@ def _start_rolling_backup(workspace: Any) -> None:
     if workspace.repo.db.database == ":memory:" or not workspace.paths.database.exists():
         return
     run_job(
-        lambda: backup.rolling(workspace.paths.database, workspace.paths.backups),
+        lambda: backup.rolling(
+            workspace.paths.database, workspace.paths.backups, key=workspace.db_key
+        ),
         lambda made: log.info("automatic backup: %s", made.name if made else "not due"),
         lambda exc: log.warning("automatic backup failed: %s", exc),
     )

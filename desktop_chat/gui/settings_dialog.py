@@ -26,6 +26,7 @@ from desktop_chat.core.types import MemoryPolicy, PolicyKind
 from desktop_chat.errors import UserFacingError
 from desktop_chat.gui.workers import run_job
 from desktop_chat.llm.client import ChatClient, ProviderConfig
+from desktop_chat.services import encryption
 from desktop_chat.services.chat import ChatService
 from desktop_chat.services.workspace import Workspace
 
@@ -161,8 +162,31 @@ class SettingsDialog(QDialog):
             field = QLineEdit(value)
             field.setReadOnly(True)
             form.addRow(label, field)
+        state = encryption.status(paths, self.workspace.settings)
+        self.encrypt = QCheckBox(
+            "Encrypt the database (SQLCipher; the key stays in the OS keyring)"
+        )
+        self.encrypt.setObjectName("encryptDatabase")
+        self.encrypt.setChecked(state.wanted)
+        self.encrypt.setEnabled(state.available or state.encrypted)
+        self.encrypt_note = QLabel(state.describe())
+        self.encrypt_note.setObjectName("encryptionStatus")
+        self.encrypt_note.setWordWrap(True)
+        self.encrypt.toggled.connect(self._on_encrypt_toggled)
+        form.addRow(self.encrypt)
+        form.addRow(self.encrypt_note)
         form.addRow(QLabel("Import and export are in the File menu."))
         return page
+
+    def _on_encrypt_toggled(self, checked: bool) -> None:
+        state = encryption.status(self.workspace.paths, self.workspace.settings)
+        if checked == state.encrypted:
+            self.encrypt_note.setText(state.describe())
+        else:
+            change = "encrypted" if checked else "decrypted (stored in clear)"
+            self.encrypt_note.setText(
+                f"The database will be {change} the next time {APP_NAME} starts."
+            )
 
     def _config(self) -> ProviderConfig:
         key = self.api_key.text().strip() or None
@@ -215,10 +239,14 @@ class SettingsDialog(QDialog):
                 self.test_result.setText(f"✘ {exc.message}")
                 return
         settings.system_prompt = self.system_prompt.toPlainText()
-        settings.memory_policy = MemoryPolicy(kind=self.policy.currentData()).to_json()
+        settings.memory_policy = MemoryPolicy(kind=PolicyKind(self.policy.currentData())).to_json()
         settings.enter_sends = self.enter_sends.isChecked()
         settings.generate_titles = self.titles.isChecked()
         settings.theme = self.theme.currentData()
+        if self.encrypt.isChecked() != encryption.status(self.workspace.paths, settings).wanted:
+            # The database is rewritten while closed: at the next start, before
+            # anything opens it (services.encryption.apply_setting).
+            settings.encrypt_database = self.encrypt.isChecked()
         self.workspace.save_settings()
         self.accept()
 
@@ -294,7 +322,9 @@ class ConversationDialog(QDialog):
             model=self.model.currentText().strip() or None,
             system_prompt=self.system_prompt.toPlainText(),
             params=params,
-            memory_policy=MemoryPolicy(kind=self.policy.currentData(), last_n=self.last_n.value()),
+            memory_policy=MemoryPolicy(
+                kind=PolicyKind(self.policy.currentData()), last_n=self.last_n.value()
+            ),
             summary=summary,
         )
         self.accept()

@@ -43,6 +43,10 @@ class Settings:
     theme: str = "system"  # "light", "dark" or "system"
     enter_sends: bool = True
     generate_titles: bool = True
+    # Keep the database encrypted with SQLCipher, its key in the OS keyring (see
+    # services.encryption); a change is applied when the database is next opened.
+    # None: never chosen, so the database stays as it is.
+    encrypt_database: bool | None = None
 
     def provider(self, name: str | None = None) -> Provider:
         wanted = name or self.active_provider

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_chat import paths
-from desktop_chat.errors import CorruptDatabaseError
+from desktop_chat.errors import CorruptDatabaseError, UserFacingError
+from desktop_chat.services import encryption as encryption_service
 from desktop_chat.services import settings as settings_io
-from desktop_chat.storage import Repository, backup, open_database
+from desktop_chat.storage import Repository, backup, encryption, open_database
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class Workspace:
     repo: Repository
     interrupted_on_open: int = 0
     notice: str | None = None  # told to the user once: e.g. a damaged database moved aside
+    # The SQLCipher key when the database is encrypted (for backups); never logged.
+    db_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -42,30 +45,40 @@ class Workspace:
         CLI commands skip it to start fast and rely on open errors instead).
         """
         app_paths = paths.resolve(data_dir).ensure()
+        settings = settings_io.load(app_paths.settings_file)
         url = db_url or os.environ.get(paths.DB_URL_ENV) or None
         notice = None
         database = app_paths.database
+        key = None
+        if url is None:
+            notice = _apply_encryption_setting(app_paths, settings)
+            key = encryption_service.database_key(app_paths, settings)
         if url is None and check_integrity and database.exists():
-            problem = backup.integrity(database)
+            if key is not None:
+                # A wrong key must stop here, not look like damage and be moved aside.
+                encryption.connect(database, key).close()
+            problem = backup.integrity(database, key=key)
             if problem != "ok":
-                notice = _quarantine(database, app_paths.backups, problem)
+                notice = _quarantine(database, app_paths.backups, problem, key)
         try:
-            db = open_database(database, url=url, backups=app_paths.backups)
+            db = open_database(database, url=url, backups=app_paths.backups, key=key)
         except CorruptDatabaseError as exc:
             if url is not None or not database.exists():
                 raise
-            notice = _quarantine(database, app_paths.backups, str(exc.__cause__ or exc))
-            db = open_database(database, backups=app_paths.backups)
+            notice = _quarantine(database, app_paths.backups, str(exc.__cause__ or exc), key)
+            key = encryption_service.database_key(app_paths, settings)
+            db = open_database(database, backups=app_paths.backups, key=key)
         repo = Repository(db)
         interrupted = repo.mark_interrupted()
         if interrupted:
             log.warning("marked %d reply(ies) left streaming as interrupted", interrupted)
         return cls(
             paths=app_paths,
-            settings=settings_io.load(app_paths.settings_file),
+            settings=settings,
             repo=repo,
             interrupted_on_open=interrupted,
             notice=notice,
+            db_key=key,
         )
 
     def save_settings(self) -> None:
@@ -75,10 +88,22 @@ class Workspace:
         self.repo.close()
 
 
-def _quarantine(database: Path, backups: Path, problem: str) -> str:
+def _apply_encryption_setting(
+    app_paths: paths.AppPaths, settings: settings_io.Settings
+) -> str | None:
+    """Encrypt or decrypt the database as the setting asks; a failure is told, not fatal."""
+    try:
+        encryption_service.apply_setting(app_paths, settings)
+    except UserFacingError as exc:
+        log.warning("encryption setting not applied: %s", exc)
+        return f"The encryption setting could not be applied: {exc.message}"
+    return None
+
+
+def _quarantine(database: Path, backups: Path, problem: str, key: str | None = None) -> str:
     moved = backup.quarantine(database)
     log.error("database %s is damaged (%s); moved to %s", database, problem, moved)
-    good = [b for b in backup.list_backups(backups) if backup.integrity(b.path) == "ok"]
+    good = [b for b in backup.list_backups(backups) if backup.integrity(b.path, key=key) == "ok"]
     offer = (
         f" The newest good backup is {good[0].name} ({good[0].created_at:%Y-%m-%d %H:%M} UTC): "
         f"restore it with `desktop-chat backup restore {good[0].name}` or File → Restore backup."

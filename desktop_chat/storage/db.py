@@ -1,4 +1,7 @@
-"""Open the database: SQLite in WAL mode with foreign keys, 0600, migrated to the latest schema."""
+"""Open the database: SQLite in WAL mode with foreign keys, 0600, migrated to the latest schema.
+
+With a key, the file is opened through SQLCipher instead (see storage.encryption).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import peewee
 from playhouse.db_url import connect
 
 from desktop_chat.errors import CorruptDatabaseError, StorageError
-from desktop_chat.storage import backup
+from desktop_chat.storage import backup, encryption
 from desktop_chat.storage.migrations import MIGRATIONS, migrate, pending
 
 SQLITE_PRAGMAS = {
@@ -29,18 +32,30 @@ SQLITE_PRAGMAS = {
 
 
 def open_database(
-    path: Path | None = None, *, url: str | None = None, backups: Path | None = None
+    path: Path | None = None,
+    *,
+    url: str | None = None,
+    backups: Path | None = None,
+    key: str | None = None,
 ) -> peewee.Database:
     """Open (creating if needed) and migrate the database at ``path`` or ``url``.
 
     A ``url`` in Peewee's db_url form (``sqlite:///...``, ``postgresql://...``)
-    wins over ``path``; SQLite is the embedded default. Before migrating an
-    existing SQLite database, a snapshot is saved in ``backups``; if the
-    migration fails, the snapshot is put back and the user is told.
+    wins over ``path``; SQLite is the embedded default. With ``key`` (64 hex
+    digits) the file at ``path`` is an SQLCipher database; a wrong key raises
+    EncryptedDatabaseError, never CorruptDatabaseError. Before migrating an
+    existing SQLite database, a snapshot is saved in ``backups`` (encrypted
+    like the database); if the migration fails, the snapshot is put back and
+    the user is told.
     """
+    if key is not None and (url or path is None):
+        raise ValueError("an encryption key needs a database path, not a url")
     if url:
         db = connect(url, pragmas=SQLITE_PRAGMAS) if url.startswith("sqlite") else connect(url)
         db_path = Path(db.database) if isinstance(db, peewee.SqliteDatabase) else None
+    elif path is not None and key is not None:
+        db = encryption.peewee_database(path, key, SQLITE_PRAGMAS)
+        db_path = path
     elif path is not None:
         db = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS)
         db_path = path
@@ -54,13 +69,15 @@ def open_database(
     except peewee.DatabaseError as exc:
         with contextlib.suppress(peewee.DatabaseError):
             db.close()
+        if key is not None and "not a database" in str(exc):
+            raise encryption.wrong_key(db_path or "", exc) from exc
         raise CorruptDatabaseError(
             f"The database at {db_path or url} cannot be read: {exc}.", details=repr(exc)
         ) from exc
     snapshot = None
     upgrading = 0 < len(todo) < len(MIGRATIONS)  # an existing database, not a new one
     if upgrading and db_path is not None and backups is not None:
-        snapshot = backup.create(db_path, backups, kind="pre-migration")
+        snapshot = backup.create(db_path, backups, kind="pre-migration", key=key)
     try:
         migrate(db)
     except Exception as exc:
@@ -71,7 +88,7 @@ def open_database(
                 f"The database at {db_path or url} could not be updated: {exc}.",
                 details=repr(exc),
             ) from exc
-        backup.restore(snapshot.path, db_path)
+        backup.restore(snapshot.path, db_path, key=key)
         raise StorageError(
             f"Updating the database to this version failed ({exc}). It was restored from "
             f"the copy taken just before ({snapshot.path}); nothing was lost. "
