@@ -28,3 +28,18 @@ def test_disk_full_is_a_clear_error_and_keeps_what_was_saved() -> None:
     thread = workspace.repo.thread(conv.id)
     assert [m.content for m in thread] == ["saved before"]
     assert workspace.repo.get_conversation(conv.id).message_count == 1
+
+
+def test_read_only_database_is_a_clear_error_and_keeps_what_was_saved() -> None:
+    # Root ignores file modes, so the test makes SQLite itself refuse writes,
+    # with the same SQLITE_READONLY error a read-only folder or file gives.
+    workspace = Workspace.open()
+    conv = workspace.repo.create_conversation(title="kept")
+    workspace.repo.append_message(conv.id, None, Role.USER, "saved before")
+    workspace.repo.db.execute_sql("PRAGMA query_only = ON")
+    with pytest.raises(StorageError, match="the data folder is read-only") as info:
+        workspace.repo.append_message(conv.id, None, Role.USER, "not saved")
+    assert "nothing saved was lost" in info.value.message
+    workspace.repo.db.execute_sql("PRAGMA query_only = OFF")
+    assert [m.content for m in workspace.repo.thread(conv.id)] == ["saved before"]
+    workspace.repo.append_message(conv.id, None, Role.USER, "saved after")  # usable again
