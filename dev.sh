@@ -64,7 +64,13 @@ case "${1:-}" in
     .venv/bin/python -m pytest "$@" || status=$?
     # pytest exits 5 when it collected no tests: that is a failure here.
     if [ "$status" -eq 5 ]; then echo "dev.sh: no tests were collected" >&2; exit 1; fi
-    exit "$status"
+    [ "$status" -eq 0 ] || exit "$status"
+    # The suite renders offscreen; the screenshots are taken again on a real X
+    # server (Xvfb, xcb platform, as on a desktop) and written to screenshots/.
+    if [ $# -eq 0 ]; then
+      xvfb-run -a -s "-screen 0 1280x1024x24" env QT_QPA_PLATFORM=xcb \
+        .venv/bin/python -m pytest -q -p no:cacheprovider tests/gui/test_screenshots.py
+    fi
     ;;
   *)
     echo "usage: ./dev.sh app | ./dev.sh test [pytest args]" >&2

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.core.types import Role
+from desktop_chat.core.types import MemoryPolicy, PolicyKind, Role
 from desktop_chat.gui.application import apply_theme
 from desktop_chat.gui.main_window import MainWindow
 from desktop_chat.gui.settings_dialog import SettingsDialog
@@ -119,3 +119,18 @@ def test_search_results(qtbot: QtBot, window: MainWindow, workspace: Workspace) 
     qtbot.keyClicks(window.search_box, "merge sort")
     qtbot.waitUntil(lambda: window.list_model.searching and window.list_model.rowCount() > 0)
     save(window, "search.png")
+
+
+def test_what_the_next_request_carries(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace
+) -> None:
+    conv_id = long_chat(workspace)
+    workspace.repo.update_conversation(
+        conv_id, memory_policy=MemoryPolicy(kind=PolicyKind.LAST_N, last_n=6)
+    )
+    window.reload_list()
+    window.open_conversation(conv_id)
+    qtbot.keyClicks(window.composer.edit, "And quicksort?")
+    window.show_context()
+    qtbot.waitExposed(window.context_dialog)
+    save(window.context_dialog, "next-request.png")
