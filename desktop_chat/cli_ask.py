@@ -39,6 +39,27 @@ def _conversation(
     return conversation_id
 
 
+# The client words its advice for the window (where it is also stored with the
+# reply); on the terminal the same steps are commands.
+TERMINAL_WORDS = (
+    ("Open Settings → Providers to replace it.", "Store a new one with `desktop-chat key set`."),
+    ("in Settings → Providers", "(OPENAI_BASE_URL or the app's settings)"),
+    ("in this chat's settings", "with `ask --model`"),
+    ("use Continue or Retry.", "go on with `desktop-chat ask -c {id} TEXT`."),
+    ("Retry in a moment.", "Try again in a moment with `desktop-chat ask -c {id} TEXT`."),
+)
+
+
+def for_the_terminal(error: UserFacingError, conversation_id: str) -> UserFacingError:
+    """``error`` with the window's advice replaced by the commands that do the same."""
+    message = error.message
+    for window, terminal in TERMINAL_WORDS:
+        message = message.replace(window, terminal.format(id=conversation_id))
+    if message == error.message:
+        return error
+    return UserFacingError(message, details=error.details)
+
+
 def run_ask(
     args: argparse.Namespace,
     workspace: Workspace,
@@ -82,7 +103,7 @@ def run_ask(
         sys.stdout.write("\n")
     print(f"conversation: {conversation_id}", file=sys.stderr)
     if finished is not None and finished.error is not None:
-        raise finished.error
+        raise for_the_terminal(finished.error, conversation_id)
     if finished is not None and finished.status is MessageStatus.STOPPED:
         return 130
     return 0

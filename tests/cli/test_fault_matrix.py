@@ -62,13 +62,21 @@ def test_ask_fails_clearly_keeps_everything_and_recovers(
     errors = [line for line in lines if not line.startswith("conversation: ")]
     assert len(errors) == 1, done.stderr
     assert errors[0].startswith("desktop-chat: ")
-    for words in fault.words:
-        assert words in errors[0]
-    if fault.refused:
-        assert where in errors[0]
     conversation_id = next(
         line.removeprefix("conversation: ") for line in lines if line.startswith("conversation: ")
     )
+    # The window's advice becomes commands on the terminal.
+    for words in fault.words:
+        if words == "Settings → Providers":
+            assert "desktop-chat key set" in errors[0] or "OPENAI_BASE_URL" in errors[0]
+        elif words in ("Retry in a moment", "use Continue or Retry"):
+            assert f"desktop-chat ask -c {conversation_id}" in errors[0]
+        else:
+            assert words in errors[0]
+    assert "Settings →" not in errors[0]
+    assert "Continue" not in errors[0]
+    if fault.refused:
+        assert where in errors[0]
     question, reply = thread(conversation_id)
     assert (question["role"], question["content"], question["status"]) == (
         "user",
@@ -80,7 +88,9 @@ def test_ask_fails_clearly_keeps_everything_and_recovers(
         fault.partial,
         fault.status.value,
     )
-    assert reply["error"] == " ".join(errors[0].removeprefix("desktop-chat: ").split())
+    # Stored with the window's wording, which the window shows beside the reply.
+    assert reply["error"]
+    assert fault.words[0] in reply["error"]
 
     # The server recovers; the CLI's way on is to ask again in the same conversation.
     fake_openai.reset()
