@@ -48,9 +48,10 @@ window.resize(1100, 760)
 APP = """
 from desktop_chat.gui.application import apply_theme, create_application
 from desktop_chat.gui.main_window import MainWindow
-from desktop_chat.services.workspace import Workspace
+from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 app = create_application()
-workspace = Workspace.open(check_integrity=True)
+# As run_gui does: the full check before opening only after an unclean exit.
+workspace = Workspace.open(check_integrity=not last_session_ended_cleanly())
 window = MainWindow(workspace)
 apply_theme(workspace.settings.theme, window.chat_model)
 """

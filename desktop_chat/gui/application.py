@@ -125,7 +125,7 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
         ask_running_instance,
         server_name,
     )
-    from desktop_chat.services.workspace import Workspace
+    from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 
     app = create_application()
     name = server_name(paths.resolve(data_dir).data)
@@ -133,11 +133,16 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
         log.info("another window is open on this data dir; asked it to come forward")
         return 0
     instance = InstanceServer(name, app)
+    _close_on_termination(app)
+    # After a crash the database is checked before anything reads it; after a
+    # clean exit, in the background once the window is up.
+    check_now = not last_session_ended_cleanly(data_dir)
     try:
-        workspace = Workspace.open(data_dir, db_url=db_url, check_integrity=True)
+        workspace = Workspace.open(data_dir, db_url=db_url, check_integrity=check_now)
     except UserFacingError as exc:
         QMessageBox.critical(None, APP_NAME, exc.message)
         return exc.exit_code
+    workspace.begin_session()
     window = MainWindow(workspace)
     instance.sig_activate.connect(window.bring_forward)
     if workspace.notice:
@@ -152,8 +157,78 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
         )
     window.show()
     QTimer.singleShot(0, start_prewarm)
+    damaged: list[str] = []
+    if not check_now:
+        QTimer.singleShot(0, lambda: _check_integrity_later(window, workspace, damaged))
     try:
         return app.exec()
     finally:
         instance.close()
+        workspace.end_session(clean=not damaged)
         workspace.close()
+
+
+def _close_on_termination(app: QApplication) -> None:
+    """SIGTERM (logout, shutdown, ``kill``) and Ctrl-C close the windows as Quit does.
+
+    Qt's event loop never hands control to Python's signal handlers, so the
+    signal is turned into a readable byte on a socket Qt watches. A signal that
+    comes before the event loop runs is handled as soon as it does.
+    """
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier
+
+    reader, writer = socket.socketpair()
+    for end in (reader, writer):
+        end.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: None)  # the wake-up byte does the work
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+
+    def close() -> None:
+        reader.recv(64)
+        log.info("asked to quit by a signal")
+        app.closeAllWindows()
+
+    notifier.activated.connect(close)
+    _signal_sockets[:] = [reader, writer]  # open as long as the process
+
+
+_signal_sockets: list[Any] = []
+
+
+def _check_integrity_later(window: Any, workspace: Any, damaged: list[str]) -> None:
+    """Check the whole database in the background; on damage, say so and how it is fixed.
+
+    The next start repairs it (the damaged file moved aside, never deleted, and
+    the newest good backup offered), as it does after a crash.
+    """
+    from desktop_chat.gui.workers import run_job
+
+    def found(problem: str | None) -> None:
+        if problem is None:
+            log.info("database check: ok")
+            return
+        log.error("database check found damage: %s", problem)
+        damaged.append(problem)
+        answer = QMessageBox.critical(
+            window,
+            APP_NAME,
+            f"{APP_NAME} found damage in its database ({problem}).\n\nQuit and start "
+            f"{APP_NAME} again to repair it: the damaged file is moved aside (never deleted) "
+            "and your newest good backup is offered. Until then, what you add may not be "
+            "saved.",
+            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Ignore,
+            QMessageBox.StandardButton.Close,
+        )
+        if answer == QMessageBox.StandardButton.Close:
+            window.close()
+
+    run_job(
+        workspace.integrity_problem,
+        found,
+        lambda exc: log.warning("database check could not run: %s", exc),
+    )

@@ -20,6 +20,19 @@ from desktop_chat.storage import Repository, backup, encryption, open_database
 
 log = logging.getLogger(__name__)
 
+# Present while a window has the workspace open; left behind by a crash or a kill.
+SESSION_MARKER = "window-open"
+
+
+def last_session_ended_cleanly(data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """False when the last window on this data dir did not close normally.
+
+    The window checks the whole database before opening it only then; after
+    a clean exit the check runs in the background (it reads every page, which
+    takes seconds on a large history with a cold disk cache).
+    """
+    return not (paths.resolve(data_dir).data / SESSION_MARKER).exists()
+
 
 @dataclass
 class Workspace:
@@ -86,6 +99,27 @@ class Workspace:
 
     def close(self) -> None:
         self.repo.close()
+
+    def begin_session(self) -> None:
+        """Note that a window has this workspace open (see last_session_ended_cleanly)."""
+        (self.paths.data / SESSION_MARKER).touch()
+
+    def end_session(self, *, clean: bool = True) -> None:
+        """Note a normal exit; ``clean=False`` keeps the marker so the next start checks."""
+        if clean:
+            (self.paths.data / SESSION_MARKER).unlink(missing_ok=True)
+
+    def integrity_problem(self) -> str | None:
+        """None when SQLite's quick_check finds the database sound, else what it found.
+
+        Reads through its own read-only connection, so it can run in a thread
+        while the window uses the database.
+        """
+        database = self.paths.database
+        if self.repo.db.database != str(database) or not database.exists():
+            return None  # a --db-url database or an in-memory one: not ours to check
+        problem = backup.integrity(database, key=self.db_key)
+        return None if problem == "ok" else problem
 
 
 def _apply_encryption_setting(

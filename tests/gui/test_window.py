@@ -332,3 +332,38 @@ def test_the_meter_shows_exactly_what_the_next_request_carries(
     wait_idle(qtbot, window)
     # What the dialog showed is exactly what went out.
     assert fake_openai.chat_requests()[0].body["messages"] == copied
+
+
+def test_damage_found_after_start_is_told_and_repaired_next_time(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_chat.gui.application import _check_integrity_later
+    from desktop_chat.services.workspace import last_session_ended_cleanly
+    from tests.unit.storage.test_backup import damage_a_page
+
+    told: list[str] = []
+
+    def critical(_parent: object, _title: str, text: str, *_buttons: object) -> object:
+        told.append(text)
+        return QMessageBox.StandardButton.Ignore
+
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    damaged: list[str] = []
+    _check_integrity_later(window, workspace, damaged)  # a sound database: nothing said
+    assert QThreadPool.globalInstance().waitForDone(10_000)
+    qtbot.wait(50)  # the job's callback arrives through the event loop
+    assert told == []
+    assert damaged == []
+
+    workspace.begin_session()
+    damage_a_page(workspace)
+    _check_integrity_later(window, workspace, damaged)
+    qtbot.waitUntil(lambda: bool(told))
+    assert "found damage in its database" in told[0]
+    assert "moved aside (never deleted)" in told[0]
+    assert window.isVisible()  # "Ignore" keeps working
+    workspace.end_session(clean=not damaged)
+    assert not last_session_ended_cleanly()  # so the next start checks and repairs

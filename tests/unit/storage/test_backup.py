@@ -130,3 +130,43 @@ def test_cli_reports_damaged_database_in_one_line(data_dir: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith("desktop-chat: Your conversation database could not be read")
     assert "Traceback" not in done.stderr
+
+
+def damage_a_page(workspace: Workspace) -> None:
+    """Scribble over the message table's root page: the file opens, quick_check fails."""
+    for n in range(300):
+        workspace.repo.append_message(
+            workspace.repo.create_conversation(title=f"c{n}").id, None, Role.USER, "x" * 500
+        )
+    db = workspace.repo.db
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = db.execute_sql("SELECT rootpage FROM sqlite_master WHERE name = 'message'").fetchone()
+    (size,) = db.execute_sql("PRAGMA page_size").fetchone()
+    with workspace.paths.database.open("r+b") as handle:
+        handle.seek((root - 1) * size)
+        handle.write(os.urandom(size))
+
+
+def test_the_window_session_marker_says_when_to_check_first() -> None:
+    from desktop_chat.services.workspace import last_session_ended_cleanly
+
+    assert last_session_ended_cleanly()  # a first start
+    workspace = _workspace_with("kept")
+    workspace.begin_session()
+    assert not last_session_ended_cleanly()  # what a crash leaves behind
+    workspace.end_session()
+    assert last_session_ended_cleanly()
+    workspace.begin_session()
+    workspace.end_session(clean=False)  # damage found: check before the next start
+    assert not last_session_ended_cleanly()
+    workspace.close()
+
+
+def test_integrity_problem_reads_the_file_beside_the_open_workspace() -> None:
+    workspace = _workspace_with("sound")
+    assert workspace.integrity_problem() is None
+    damage_a_page(workspace)
+    problem = workspace.integrity_problem()
+    assert problem is not None
+    assert problem != "ok"
+    workspace.close()
