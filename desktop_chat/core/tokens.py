@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -144,9 +145,20 @@ def _parse_ranks(data: bytes) -> dict[bytes, int]:
     return ranks
 
 
-@functools.cache
+_loading = threading.Lock()
+
+
 def get_encoding(name: str) -> tiktoken.Encoding:
-    """The shipped encoding ``name`` (loaded once per process, never from the network)."""
+    """The shipped encoding ``name`` (loaded once per process, never from the network).
+
+    Locked: the window warms it up in one thread while planning may need it in another.
+    """
+    with _loading:
+        return _shipped_encoding(name)
+
+
+@functools.cache
+def _shipped_encoding(name: str) -> tiktoken.Encoding:
     filename, _ = ENCODING_FILES[name]
     shipped = resources.files("desktop_chat.resources").joinpath("tokenizers", filename)
     # as_file gives a real path even when the package is imported from a zip.

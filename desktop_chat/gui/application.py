@@ -93,12 +93,24 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 
 def start_prewarm() -> None:
-    """After the first paint, load the OpenAI SDK in the background (see llm.warmup)."""
+    """After the first paint, load the OpenAI SDK and the tokenizer in the background.
+
+    Both take a noticeable moment the first time (see llm.warmup); the first
+    plan and the first Send should not wait for them.
+    """
     import threading
 
+    from desktop_chat.core import tokens
     from desktop_chat.llm.warmup import prewarm
 
-    threading.Thread(target=prewarm, name="prewarm", daemon=True).start()
+    def warm() -> None:
+        try:
+            tokens.encoding_for("")  # o200k_base: current OpenAI models, and the fallback
+            prewarm()
+        except Exception:  # e.g. the app quit first: imports fail at interpreter shutdown
+            log.debug("prewarm stopped", exc_info=True)
+
+    threading.Thread(target=warm, name="prewarm", daemon=True).start()
 
 
 def _start_rolling_backup(workspace: Any) -> None:

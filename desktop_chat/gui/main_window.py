@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self.chat_model = ChatModel(self.repo, self)
         # Typing in the composer re-plans the context meter, a moment after the last key.
         self._plan_timer = QTimer(self, singleShot=True, interval=250)
+        self._plan_generation = 0  # results of older background plans are dropped
         self._plan_timer.timeout.connect(self.refresh_context_meter)
         self._build_left()
         self._build_right()
@@ -414,6 +415,7 @@ class MainWindow(QMainWindow):
         if conversation_id == self.current_id:
             self.composer.set_streaming(True)
             self.status_line.setText("")
+            self._plan_generation += 1  # this plan is newer than any still running
             self._show_plan(turn.plan)
         handle.start()
 
@@ -516,18 +518,34 @@ class MainWindow(QMainWindow):
     # -- memory you can see -----------------------------------------------
 
     def refresh_context_meter(self) -> None:
-        if self.current_id is None:
+        """Re-plan the next request in the background; the newest answer wins.
+
+        Planning reads the whole thread and counts what has not been counted
+        yet (a long imported chat: seconds), so it stays off the GUI thread.
+        """
+        self._plan_generation += 1
+        generation, conversation_id = self._plan_generation, self.current_id
+        if conversation_id is None:
             self.meter.setRange(0, 1)
             self.meter.setValue(0)
             self.meter.setFormat("Empty chat")
             return
-        try:
-            plan = self.service.plan(self.current_id, draft=self.composer.edit.toPlainText())
-        except UserFacingError as exc:
+        draft = self.composer.edit.toPlainText()
+
+        def planned(plan: Any) -> None:
+            if generation == self._plan_generation:
+                self._show_plan(plan)
+
+        def failed(exc: Exception) -> None:
+            if generation != self._plan_generation:
+                return
+            if not isinstance(exc, UserFacingError):
+                log.error("planning failed", exc_info=exc)
+                return
             self.meter.setFormat("Over the window")
             self.meter.setToolTip(exc.message)
-            return
-        self._show_plan(plan)
+
+        run_job(lambda: self.service.plan(conversation_id, draft=draft), planned, failed)
 
     def _show_plan(self, plan: Any) -> None:
         used = plan.total_tokens
@@ -740,4 +758,5 @@ class MainWindow(QMainWindow):
             if not handle.wait(5000):
                 log.warning("a reply did not stop within 5 s")
         self._save_state()
+        self._plan_generation += 1  # a plan still running finds no meter to show on
         super().closeEvent(event)

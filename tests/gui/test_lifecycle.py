@@ -32,7 +32,7 @@ def test_a_signal_closes_the_window_cleanly(data_dir: Path, number: int) -> None
     app.send_signal(number)
     _, stderr = app.communicate(timeout=30)
     assert app.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     assert not marker.exists()  # a clean exit: the next start skips the up-front check
     log = (data_dir / "logs" / "desktop-chat.log").read_text()
     assert "asked to quit by a signal" in log
