@@ -7,13 +7,14 @@ cd "$(dirname "$0")"
 
 # Qt's xcb/EGL platform libraries and fonts for the window; Xvfb, dbus and
 # gnome-keyring for the screenshot and Secret Service tests; desktop-file-utils
-# and appstream to validate the desktop entry and metainfo.
+# and appstream to validate the desktop entry and metainfo; gcc to link the
+# trimmed ICU data library of the PyInstaller bundle (see build.spec).
 SYSTEM_PACKAGES=(
   python3-venv libegl1 libgl1 libopengl0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3
   fonts-dejavu-core fonts-noto-color-emoji xvfb xauth dbus gnome-keyring libsecret-tools
-  desktop-file-utils appstream
+  desktop-file-utils appstream gcc
 )
 
 install_system_packages() {
