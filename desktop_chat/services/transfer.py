@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +55,9 @@ def _parse(raw: bytes, name: str) -> Any:
         ) from None
     except RecursionError:
         raise BadInputError(f"{name} nests too deeply to be an export.") from None
+    except ValueError:
+        # Python refuses integers of more than 4300 digits (CVE-2020-10735).
+        raise BadInputError(f"{name} holds a number too long to be an export.") from None
 
 
 def _read_zip(path: Path) -> Any:
@@ -72,13 +76,26 @@ def _read_zip(path: Path) -> Any:
             if not names:
                 raise BadInputError(f"{path} is a zip without a conversations.json inside.")
             parts = [_parse(archive.read(name), f"{path.name}:{name}") for name in names]
-    except (zipfile.BadZipFile, OSError) as exc:
+    # A damaged member fails while it is read: a bad CRC (BadZipFile), a broken deflate
+    # stream (zlib.error, EOFError), a password (RuntimeError), an unknown compression
+    # method (NotImplementedError).
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        OSError,
+    ) as exc:
         raise BadInputError(f"{path} is a damaged zip file: {exc}.") from None
     if len(parts) == 1:
         return parts[0]
     merged: list[Any] = []
-    for part in parts:
-        merged.extend(part if isinstance(part, list) else part.get("conversations", [part]))
+    for name, part in zip(names, parts, strict=True):
+        inner = part.get("conversations", [part]) if isinstance(part, dict) else part
+        if not isinstance(inner, list):
+            raise BadInputError(f"{path.name}:{name} does not hold a list of conversations.")
+        merged.extend(inner)
     return merged
 
 
@@ -127,8 +144,13 @@ def import_file(
 ) -> tuple[str, ImportResult]:
     """Import a file as a whole: all of it, or (on any bad conversation) nothing."""
     data = read_json(path)
-    detected, trees, total = parse(data, fmt)
-    result = repo.import_trees(trees, progress=progress, total=total, cancel=cancel)
+    try:
+        detected, trees, total = parse(data, fmt)
+        result = repo.import_trees(trees, progress=progress, total=total, cancel=cancel)
+    except RecursionError:
+        # orjson reads up to 1024 levels; storing a value that deep as JSON text
+        # overflows Python's stack. The transaction has been rolled back by now.
+        raise BadInputError(f"{path} nests too deeply to be an export.") from None
     return detected, result
 
 

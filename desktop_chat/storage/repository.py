@@ -28,7 +28,7 @@ from desktop_chat.core.types import (
 from desktop_chat.errors import BadInputError, CancelledError, NotFoundError, StorageError
 from desktop_chat.storage import search as fts
 from desktop_chat.storage.schema import ConversationRow, MessageRow
-from desktop_chat.storage.text import storable
+from desktop_chat.storage.text import one_line, storable
 
 _UNSET: Any = object()
 _CHUNK = 500  # SQLite's variable limit is 32766 since 3.32; stay far below it
@@ -644,7 +644,7 @@ class Repository:
 
     def _import_tree(self, tree: ConversationTree, next_pk: int) -> tuple[ImportResult, int]:
         conv = tree.conversation
-        title = conv.title or "Untitled"
+        title = one_line(conv.title or "Untitled")  # for error messages
         existing = self._sql("SELECT id, updated_at FROM conversation WHERE uuid = ?", (conv.id,))
         by_id = {m.id: m for m in tree.messages}
         if len(by_id) != len(tree.messages):
@@ -666,8 +666,8 @@ class Repository:
                     conv.updated_at.timestamp(),
                     int(conv.pinned),
                     int(conv.archived),
-                    conv.model,
-                    conv.provider,
+                    _storable_opt(conv.model),
+                    _storable_opt(conv.provider),
                     storable(conv.system_prompt),
                     _dumps(conv.params),
                     _dumps(conv.memory_policy.to_json()),
@@ -698,7 +698,7 @@ class Repository:
                     storable(message.content),
                     message.created_at.timestamp(),
                     message.status.value,
-                    message.model,
+                    _storable_opt(message.model),
                     message.token_count,
                     int(message.pinned),
                     message.prompt_tokens,
@@ -759,7 +759,7 @@ class Repository:
                 if row[3] != conversation_pk:
                     # Taking it as "already there" would graft this tree onto another one.
                     raise BadInputError(
-                        f'Conversation "{title}": message {row[0]} already belongs to '
+                        f'Conversation "{title}": message {one_line(row[0])} already belongs to '
                         "another conversation."
                     )
                 known[row[0]] = (row[1], row[2])
@@ -768,7 +768,7 @@ class Repository:
             rows = self._sql("SELECT id, depth FROM message WHERE uuid = ?", (parent,))
             if not rows:
                 raise BadInputError(
-                    f'Conversation "{title}": message parent {parent} is not in the file.'
+                    f'Conversation "{title}": message parent {one_line(parent)} is not in the file.'
                 )
             known[parent] = (rows[0][0], rows[0][1])
         return known

@@ -17,3 +17,9 @@ def storable(text: str) -> str:
     except UnicodeEncodeError:
         return _SURROGATE.sub("\ufffd", text)
     return text
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """Text from a file as an error message quotes it: on one line, at most ``limit`` long."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

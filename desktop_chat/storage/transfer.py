@@ -22,10 +22,12 @@ from desktop_chat.core.types import (
     Message,
     MessageStatus,
     Role,
+    from_timestamp,
     to_iso,
     utcnow,
 )
 from desktop_chat.errors import BadInputError
+from desktop_chat.storage.text import one_line, storable
 
 FORMAT = "desktop-chat"
 VERSION = 1
@@ -181,7 +183,7 @@ class _Reader:
         value = self.data.get(key)
         if value is not None and not isinstance(value, str):
             raise self._fail(key, "a string")
-        return value
+        return None if value is None else storable(value)
 
     def required_text(self, key: str) -> str:
         if key not in self.data:
@@ -189,7 +191,7 @@ class _Reader:
         value = self.data[key]
         if not isinstance(value, str):
             raise self._fail(key, "a string")
-        return value
+        return storable(value)  # ids too: a lone surrogate cannot go into SQLite
 
     def time(self, key: str, *, fallback: datetime | None = None) -> datetime:
         value = self.data.get(key)
@@ -201,7 +203,15 @@ class _Reader:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise self._fail(key, "an ISO 8601 time") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            # Stored as seconds since 1970: it must read back (in UTC, within years 1-9999).
+            from_timestamp(moment.timestamp())
+        except (OverflowError, OSError, ValueError):
+            raise BadInputError(
+                f"{self.where}.{key}: {value!r} is out of the range of times this app stores."
+            ) from None
+        return moment
 
     def integer(self, key: str) -> int | None:
         value = self.data.get(key)
@@ -209,6 +219,8 @@ class _Reader:
             return None
         if not isinstance(value, int) or isinstance(value, bool):
             raise self._fail(key, "a whole number")
+        if not -(2**63) <= value < 2**63:  # SQLite's INTEGER is 64 bits
+            raise BadInputError(f"{self.where}.{key}: the number is too large.")
         return value
 
     def flag(self, key: str) -> bool:
@@ -303,11 +315,12 @@ def _parse_conversation(item: Any, where: str) -> ConversationTree:
     for index, message in enumerate(messages):
         if message.parent_id is not None and message.parent_id not in ids:
             raise BadInputError(
-                f"{where}.tree[{index}].parent_id: {message.parent_id} is not in this tree."
+                f"{where}.tree[{index}].parent_id: {one_line(message.parent_id)} "
+                "is not in this tree."
             )
     leaf = conv.optional_text("current_leaf_id")
     if leaf is not None and leaf not in ids:
-        raise BadInputError(f"{where}.current_leaf_id: {leaf} is not in this tree.")
+        raise BadInputError(f"{where}.current_leaf_id: {one_line(leaf)} is not in this tree.")
     policy = conv.mapping("memory_policy")
     recent = policy.get("recent_tokens")
     if recent is not None and (not isinstance(recent, int) or isinstance(recent, bool)):
@@ -316,7 +329,7 @@ def _parse_conversation(item: Any, where: str) -> ConversationTree:
         )
     try:
         memory_policy = MemoryPolicy.from_json(policy)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise BadInputError(f"{where}.memory_policy: not a known memory policy.") from None
     conversation = Conversation(
         id=conv.required_text("id"),

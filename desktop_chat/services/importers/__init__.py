@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from desktop_chat.core.types import Conversation, ConversationTree, Message, Role
+from desktop_chat.core.types import (
+    Conversation,
+    ConversationTree,
+    Message,
+    Role,
+    from_timestamp,
+)
 from desktop_chat.errors import BadInputError
 
 # Fixed forever: every imported id is derived from it, so re-importing a file
@@ -22,7 +28,14 @@ SHORT_TEXT = 160
 
 def stable_id(*parts: str) -> str:
     """A uuid5 of ``"part:part:..."``, e.g. ``stable_id("chatgpt", conv_id, node_key)``."""
-    return str(uuid.uuid5(NAMESPACE, ":".join(parts)))
+    name = ":".join(parts)
+    try:
+        return str(uuid.uuid5(NAMESPACE, name))
+    except UnicodeEncodeError:
+        # A lone surrogate (from a JSON escape) has no UTF-8: spell its bytes out, so
+        # distinct keys keep distinct ids.
+        name = name.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+        return str(uuid.uuid5(NAMESPACE, name))
 
 
 def fence(text: str, language: str = "") -> str:
@@ -66,21 +79,24 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
-        text = value.strip()
         try:
-            value = float(text)
+            value = float(value)
         except ValueError:
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                return None
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        return None
+            value = value.strip()
     try:
-        return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            moment = datetime.fromisoformat(value)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        elif isinstance(value, int | float) and math.isfinite(value):
+            moment = datetime.fromtimestamp(value, UTC)
+        else:
+            return None
+        # Stored as seconds, it must read back: 9999-12-31T23:59:59.999999 rounds to year 10000.
+        from_timestamp(moment.timestamp())
     except (OverflowError, OSError, ValueError):
+        # Also what astimezone past year 1 or 9999, and isfinite of a huge int, raise.
         return None
+    return moment
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from desktop_chat.services.importers import (
     opt_dict,
     opt_str,
     parse_time,
+    shorten,
 )
 
 SOURCE = "chatgpt"
@@ -74,7 +75,7 @@ def _parse_conversation(conv: Any, where: str, now: datetime) -> ConversationTre
         message = entry.get("message")
         if message is None:
             continue  # a structural root (or gap): its children move up to its parent
-        node_where = f'{where}, node "{key}"'
+        node_where = f'{where}, node "{shorten(key, 60)}"'
         if not isinstance(message, dict):
             raise BadInputError(f"{node_where}: message is not a JSON object.")
         nodes[key] = _node(key, message, node_where, ranks.get(key, 1 << 30), index)
@@ -125,10 +126,10 @@ def _source_links(
         if not isinstance(key, str):
             raise BadInputError(f"{where}: node key {key!r} is not text.")
         if not isinstance(entry, dict):
-            raise BadInputError(f'{where}, node "{key}" is not a JSON object.')
+            raise BadInputError(f'{where}, node "{shorten(key, 60)}" is not a JSON object.')
         parent = entry.get("parent")
         if parent is not None and not isinstance(parent, str):
-            raise BadInputError(f'{where}, node "{key}": parent is not a node id.')
+            raise BadInputError(f'{where}, node "{shorten(key, 60)}": parent is not a node id.')
         parents[key] = parent
     ranks: dict[str, int] = {}
     for key, entry in mapping.items():
@@ -136,7 +137,7 @@ def _source_links(
         if children is None:
             continue
         if not isinstance(children, list):
-            raise BadInputError(f'{where}, node "{key}": children is not a list.')
+            raise BadInputError(f'{where}, node "{shorten(key, 60)}": children is not a list.')
         for position, child in enumerate(children):
             if not isinstance(child, str) or child not in mapping or child == key:
                 continue  # a dangling child link carries nothing to import

@@ -73,8 +73,8 @@ def _parse_conversation(conv: Any, where: str, now: datetime) -> ConversationTre
         if not key:
             raise BadInputError(f'{message_where} has no "uuid".')
         if key in nodes:
-            raise BadInputError(f"{message_where}: the uuid {key} appears twice.")
-        node = _node(key, message, f'{where}, message "{key}"', index)
+            raise BadInputError(f"{message_where}: the uuid {shorten(key, 60)} appears twice.")
+        node = _node(key, message, f'{where}, message "{shorten(key, 60)}"', index)
         if branched and "parent_message_uuid" in message:
             parent = opt_str(message.get("parent_message_uuid"))
             node.parent = None if parent in (None, ROOT_PARENT) else parent

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,3 +212,135 @@ def test_export_folder(workspace: Workspace, tmp_path: Path) -> None:
     _, result = transfer.import_file(fresh.repo, folder / "Trip to Kyoto 京都 (2).json")
     assert result.conversations_added == 1
     fresh.close()
+
+
+# -- found by tests/unit/services/test_import_fuzz.py -------------------------------------
+
+
+def own_document(conversation: dict[str, Any], node: dict[str, Any] | None = None) -> bytes:
+    tree = [{"id": "m", "content": "hi", "created_at": "2024-01-01T00:00:00Z", **(node or {})}]
+    base = {"id": "c", "created_at": "2024-01-01T00:00:00Z", "tree": tree, **conversation}
+    document = {"format": "desktop-chat", "version": 1, "conversations": [base]}
+    return json.dumps(document).encode()
+
+
+def zipped(*members: tuple[str, bytes], encrypted: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members:
+            archive.writestr(name, content)
+    data = buffer.getvalue()
+    if encrypted:  # the "encrypted" flag of the first central directory entry
+        at = data.find(b"PK\x01\x02") + 8
+        data = data[:at] + b"\x01\x00" + data[at + 2 :]
+    return data
+
+
+def broken_deflate() -> bytes:
+    data = zipped(("conversations.json", b'[{"id": "x", "mapping": {}}]' * 20))
+    at = data.find(b"conversations.json") + len("conversations.json")  # the deflate stream
+    return data[:at] + b"\xff" * 8 + data[at + 8 :]  # block type 3: "invalid block type"
+
+
+CHATGPT_ONE = b'[{"id": "x", "mapping": {}}]'
+FUZZ_FINDS: dict[str, tuple[bytes, str]] = {
+    # ValueError from json: Python reads at most 4300 digits (orjson had given up first).
+    "a 5000-digit number": (b"[" + b"1" * 5000 + b"]", "number too long"),
+    # orjson reads 1024 levels; json.dumps of the metadata then ran out of stack.
+    "metadata 1000 deep": (
+        own_document({}, {"metadata": {"x": "DEEP"}}).replace(b'"DEEP"', b"[" * 1000 + b"]" * 1000),
+        "nests too deeply",
+    ),
+    # Stored as seconds, then unreadable: "year 10000 is out of range" on every later read.
+    "a time past year 9999 in UTC": (
+        own_document({"created_at": "9999-12-31T23:59:59-01:00"}),
+        "conversations[0].created_at",
+    ),
+    "a time before year 1 in UTC": (
+        own_document({}, {"created_at": "0001-01-01T00:00:00+01:00"}),
+        "conversations[0].tree[0].created_at",
+    ),
+    # OverflowError from int(inf) in MemoryPolicy.from_json.
+    "memory_policy.last_n 1e400": (
+        own_document({"memory_policy": "X"}).replace(b'"X"', b'{"last_n": 1e400}'),
+        "conversations[0].memory_policy",
+    ),
+    # OverflowError from sqlite3: an INTEGER column holds 64 bits.
+    "token_count 2**63": (
+        own_document({}, {"token_count": 2**63}),
+        "conversations[0].tree[0].token_count",
+    ),
+    # The message quoted a parent id with a line break in it: two lines.
+    "a parent id with a line break": (
+        own_document({}, {"parent_id": "Day 1\n\nDay 2"}),
+        "parent_id: Day 1 Day 2 is not in this tree",
+    ),
+    # RuntimeError, zlib.error and NotImplementedError escaped from ZipFile.read.
+    "an encrypted zip member": (
+        zipped(("conversations.json", CHATGPT_ONE), encrypted=True),
+        "damaged zip",
+    ),
+    "a broken deflate stream": (broken_deflate(), "damaged zip"),
+    # AttributeError (5 .get) and a dict's keys silently taken as conversations.
+    "a zip shard that is a number": (
+        zipped(("conversations-000.json", CHATGPT_ONE), ("conversations-001.json", b"5")),
+        "conversations-001.json does not hold a list",
+    ),
+    "a zip shard whose conversations is an object": (
+        zipped(
+            ("conversations-000.json", CHATGPT_ONE),
+            ("conversations-001.json", b'{"conversations": {"id": "y"}}'),
+        ),
+        "conversations-001.json does not hold a list",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FUZZ_FINDS)
+def test_fuzz_finds_are_refused_in_one_line(case: str, other: Workspace, tmp_path: Path) -> None:
+    populate(other.repo)
+    content, words = FUZZ_FINDS[case]
+    path = tmp_path / "input.bin"
+    path.write_bytes(content)
+    before = digest(other.paths.database)
+    with pytest.raises(BadInputError, match=re.escape(words)) as caught:
+        transfer.import_file(other.repo, path)
+    assert len(str(caught.value).splitlines()) == 1
+    assert digest(other.paths.database) == before
+
+
+def test_lone_surrogates_in_ids_and_models_are_stored(other: Workspace, tmp_path: Path) -> None:
+    """UnicodeEncodeError from sqlite3 (and uuid5): ids and model names skipped storable()."""
+    path = tmp_path / "own.json"
+    path.write_bytes(own_document({"id": "c\ud800", "model": "m\udfff"}, {"id": "m\udc00"}))
+    transfer.import_file(other.repo, path)
+    tree = next(other.repo.iter_trees(["c\ufffd"]))
+    assert tree.conversation.model == "m\ufffd"
+    assert [m.id for m in tree.messages] == ["m\ufffd"]
+    chatgpt = [
+        {
+            "id": "g\ud800",
+            "default_model_slug": "\ud800",
+            "mapping": {  # two keys that differ only in their lone surrogate
+                f"k{chr(0xDC00 + i)}": {"message": {"author": {"role": "user"}, "content": None}}
+                for i in range(2)
+            },
+        }
+    ]
+    path.write_text(json.dumps(chatgpt), encoding="ascii")
+    _, result = transfer.import_file(other.repo, path)
+    assert (result.conversations_added, result.messages_added) == (1, 2)  # keys stay distinct
+    assert other.repo.list_conversations()[0].model == "\ufffd"
+
+
+def test_times_outside_what_is_stored_fall_back(other: Workspace, tmp_path: Path) -> None:
+    """OverflowError from astimezone and math.isfinite; year 10000 on reading it back."""
+    times = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999Z", 10**400, "1e400"]
+    conversations = [
+        {"id": f"t{i}", "create_time": value, "mapping": {}} for i, value in enumerate(times)
+    ]
+    path = tmp_path / "chatgpt.json"
+    path.write_text(json.dumps(conversations), encoding="utf-8")
+    _, result = transfer.import_file(other.repo, path)
+    assert result.conversations_added == len(times)
+    transfer.export_json(other.repo, io.StringIO(), None)  # every stored time reads back
