@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from desktop_chat.errors import BadInputError
 from desktop_chat.services import transfer
 from desktop_chat.services.workspace import Workspace
+from tests.unit.services.test_import_chatgpt import paths
 from tests.unit.storage.sample import populate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data"
@@ -285,17 +286,6 @@ LINK_KEYS = {
     "summary_upto_id", "current_leaf_message_uuid",
 }  # fmt: skip
 Where = tuple[Any, ...]
-
-
-def paths(value: Any, prefix: Where = ()) -> list[Where]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            found += paths(inner, (*prefix, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            found += paths(inner, (*prefix, index))
-    return found
 
 
 def get(doc: Any, path: Where) -> Any:
