@@ -8,6 +8,7 @@ search box has text, the full-text hits with highlighted snippets.
 from __future__ import annotations
 
 import enum
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -18,12 +19,15 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
+    Signal,
 )
 from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from desktop_chat.core.types import Conversation, SearchHit
 from desktop_chat.storage import Repository
+
+log = logging.getLogger(__name__)
 
 PAGE = 200
 Index = QModelIndex | QPersistentModelIndex
@@ -51,6 +55,8 @@ def _when(moment: datetime) -> str:
 class ConversationListModel(QAbstractListModel):
     """Conversations, or search hits while a query is set."""
 
+    sig_searched = Signal()  # the hits of the newest query are in
+
     def __init__(self, repo: Repository, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._repo = repo
@@ -58,6 +64,7 @@ class ConversationListModel(QAbstractListModel):
         self._hits: list[SearchHit] = []
         self._query = ""
         self._more = False
+        self._generation = 0  # of the newest search; older answers are dropped
         self.archived = False  # show the archive instead of the active list
         self.reload()
 
@@ -66,13 +73,31 @@ class ConversationListModel(QAbstractListModel):
         return bool(self._query)
 
     def reload(self) -> None:
-        self.beginResetModel()
+        self._generation += 1
         if self._query:
-            self._hits = self._repo.search(self._query, limit=100)
-        else:
-            self._conversations = self._repo.list_conversations(limit=PAGE, archived=self.archived)
-            self._more = len(self._conversations) == PAGE
+            self._search(self._query, self._generation)
+            return
+        self.beginResetModel()
+        self._conversations = self._repo.list_conversations(limit=PAGE, archived=self.archived)
+        self._more = len(self._conversations) == PAGE
         self.endResetModel()
+
+    def _search(self, query: str, generation: int) -> None:
+        """Search in the background: a short term scans every message (seconds in a
+        large history), and typing must not wait for it. The newest query wins."""
+        from desktop_chat.gui.workers import run_job
+
+        def found(hits: list[SearchHit]) -> None:
+            if generation == self._generation:
+                self.beginResetModel()
+                self._hits = hits
+                self.endResetModel()
+                self.sig_searched.emit()
+
+        def failed(exc: Exception) -> None:
+            log.error("search failed", exc_info=exc)
+
+        run_job(lambda: self._repo.search(query, limit=100), found, failed)
 
     def set_archived(self, archived: bool) -> None:
         self.archived = archived

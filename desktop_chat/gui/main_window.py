@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.resize(1100, 760)
 
         self.list_model = ConversationListModel(self.repo, self)
+        self.list_model.sig_searched.connect(lambda: self._select_in_list(self.current_id))
         self.chat_model = ChatModel(self.repo, self)
         # Typing in the composer re-plans the context meter, a moment after the last key.
         self._plan_timer = QTimer(self, singleShot=True, interval=250)
@@ -312,7 +313,8 @@ class MainWindow(QMainWindow):
 
     def _run_search(self) -> None:
         self.list_model.set_query(self.search_box.text())
-        self._select_in_list(self.current_id)
+        if not self.list_model.searching:
+            self._select_in_list(self.current_id)
 
     def toggle_archive(self) -> None:
         """Switch the list between active chats and the archive (where unarchiving is)."""

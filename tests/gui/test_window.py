@@ -45,11 +45,13 @@ def shown(window: MainWindow) -> list[tuple[Role, str, MessageStatus]]:
     return [(m.role, m.content, m.status) for m in messages]
 
 
-def test_models_pass_qtmodeltester(qtmodeltester, workspace: Workspace) -> None:
+def test_models_pass_qtmodeltester(qtmodeltester, qtbot: QtBot, workspace: Workspace) -> None:
     ids = seed(workspace, ["Alpha", "Beta", "Gamma"], replies=3)
     conversations = ConversationListModel(workspace.repo)
     qtmodeltester.check(conversations)
-    conversations.set_query("question")
+    with qtbot.waitSignal(conversations.sig_searched):  # searched in the background
+        conversations.set_query("question")
+    assert conversations.rowCount() == 9
     qtmodeltester.check(conversations)
     chat = ChatModel(workspace.repo)
     chat.load(ids[0])
