@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.crash_loop import SAVE_EVERY, run_crash_loop
+from tests.support.crash_loop import MAX_LOSS, run_crash_loop
 from tests.support.fake_openai import FakeOpenAI
 
 
@@ -29,7 +29,7 @@ def main() -> int:
     print(f"kills:                    {stats.kills}  ({time.monotonic() - started:.0f} s)")
     print(f"user messages lost:       {stats.user_messages_lost}  (target 0)")
     print(
-        f"worst streamed text lost: {stats.worst_loss_seconds:.2f} s  (target <= {SAVE_EVERY:g} s)"
+        f"worst streamed text lost: {stats.worst_loss_seconds:.2f} s  (target <= {MAX_LOSS:g} s)"
     )
     print(f"integrity_check failures: {stats.integrity_failures}  (target 0)")
     for failure in stats.failures:

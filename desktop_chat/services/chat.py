@@ -34,7 +34,10 @@ from desktop_chat.services.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-SAVE_EVERY = 1.0  # seconds: the most streamed text a crash may lose
+# Seconds between saves of a streaming reply. A save waits for the next chunk, so
+# what a crash can lose is this plus a chunk's gap: 0.8 keeps it under the promised
+# second (at 1.0, 200 kills found a worst loss of 1.01 s).
+SAVE_EVERY = 0.8
 DEFAULT_RESERVE = 4096
 DRAFT_ID = "draft"  # the composer's text in a plan made before it is sent
 TITLE_PROMPT = (

@@ -24,7 +24,7 @@ from tests.support.fake_openai import FakeOpenAI, stream
 
 CLI = [sys.executable, "-m", "desktop_chat"]
 CHUNK_DELAY = 0.02  # 50 chunks a second, like a fast model
-SAVE_EVERY = 1.0
+MAX_LOSS = 1.0  # seconds of streamed text a crash may lose: the promise
 
 
 @dataclass
