@@ -58,18 +58,20 @@ def openai_messages(conversation: Conversation, thread: list[Message]) -> list[d
         messages.append({"role": "system", "content": conversation.system_prompt})
     for message in thread:
         if message.role is not Role.TOOL and not message.hidden:
-            messages.append({"role": message.role.value, "content": message.content})
+            messages.append({"role": message.role, "content": message.content})
     return messages
 
 
 def message_json(message: Message) -> dict[str, Any]:
+    # Role and status are StrEnums: JSON writes them as their strings (reading
+    # ``.value`` a million times is a noticeable part of exporting everything).
     data: dict[str, Any] = {
         "id": message.id,
         "parent_id": message.parent_id,
-        "role": message.role.value,
+        "role": message.role,
         "content": message.content,
         "created_at": to_iso(message.created_at),
-        "status": message.status.value,
+        "status": message.status,
     }
     for key in ("model", "token_count", "prompt_tokens", "completion_tokens", "error"):
         value = getattr(message, key)
