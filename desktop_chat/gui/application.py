@@ -178,6 +178,18 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
         instance.close()
         workspace.end_session(clean=not damaged)
         workspace.close()
+        if window.restart_requested:
+            _relaunch()
+
+
+def _relaunch() -> None:
+    """Start the app again, as it was started (a restore happens as it opens)."""
+    import subprocess
+
+    frozen = getattr(sys, "frozen", False)
+    command = [sys.executable, *([] if frozen else ["-m", "desktop_chat"]), *sys.argv[1:]]
+    log.info("starting again: %s", command)
+    subprocess.Popen(command, start_new_session=True)
 
 
 def _close_on_termination(app: QApplication) -> None:

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self.service = service or ChatService(workspace)
         self.streams: dict[str, StreamHandle] = {}
         self.current_id: str | None = None
+        self.restart_requested = False
         self._undo: ConversationTree | None = None
         self.setWindowTitle(APP_NAME)
         self.resize(1100, 760)
@@ -209,6 +210,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Import…", self.import_file, "Ctrl+I")
         self._action(file_menu, "&Export this chat…", self.export_current, "Ctrl+E")
         self._action(file_menu, "Export &all…", self.export_all)
+        file_menu.addSeparator()
+        self._action(file_menu, "Back &up now", self.back_up_now)
+        self._action(file_menu, "Restore a &backup…", self.restore_backup)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
@@ -710,6 +714,42 @@ class MainWindow(QMainWindow):
             ),
             self.show_error,
         )
+
+    def back_up_now(self) -> None:
+        from desktop_chat.storage import backup
+
+        paths = self.workspace.paths
+        if self.repo.db.database != str(paths.database):
+            self.statusBar().showMessage("Backups are for the built-in database.", 5000)
+            return
+        run_job(
+            lambda: backup.create(
+                paths.database, paths.backups, "manual", key=self.workspace.db_key
+            ),
+            lambda made: self.statusBar().showMessage(f"Backed up to {made.path}", 8000),
+            self.show_error,
+        )
+
+    def restore_backup(self) -> None:
+        """Choose a backup; the app restarts with it (the current database is kept aside)."""
+        from desktop_chat.gui.backup_dialog import BackupDialog
+        from desktop_chat.storage import backup
+
+        self.backup_dialog = BackupDialog(backup.list_backups(self.workspace.paths.backups), self)
+        self.backup_dialog.accepted.connect(self._restore_chosen)
+        self.backup_dialog.open()
+
+    def _restore_chosen(self) -> None:
+        name = self.backup_dialog.chosen
+        if name is None:
+            return
+        try:
+            self.workspace.request_restore(name)
+        except UserFacingError as exc:
+            self.show_error(exc)
+            return
+        self.restart_requested = True  # run_gui starts the app again once this one is closed
+        self.close()
 
     def bring_forward(self) -> None:
         """Another launch on the same data dir asked for this window."""

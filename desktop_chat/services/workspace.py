@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_chat import paths
-from desktop_chat.errors import CorruptDatabaseError, UserFacingError
+from desktop_chat.errors import CorruptDatabaseError, StorageError, UserFacingError
 from desktop_chat.services import encryption as encryption_service
 from desktop_chat.services import settings as settings_io
 from desktop_chat.storage import Repository, backup, encryption, open_database
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Present while a window has the workspace open; left behind by a crash or a kill.
 SESSION_MARKER = "window-open"
+# Names the backup to put in place when the workspace is next opened.
+RESTORE_REQUEST = "restore-requested"
 
 
 def last_session_ended_cleanly(data_dir: str | os.PathLike[str] | None = None) -> bool:
@@ -66,6 +68,7 @@ class Workspace:
         if url is None:
             notice = _apply_encryption_setting(app_paths, settings)
             key = encryption_service.database_key(app_paths, settings)
+            notice = _apply_restore_request(app_paths, key) or notice
         if url is None and check_integrity and database.exists():
             if key is not None:
                 # A wrong key must stop here, not look like damage and be moved aside.
@@ -100,6 +103,17 @@ class Workspace:
     def close(self) -> None:
         self.repo.close()
 
+    def request_restore(self, name: str) -> None:
+        """Put the backup ``name`` in place the next time the workspace is opened.
+
+        Not now: the window's threads each hold a connection to the file, and
+        a database is never replaced under an open connection.
+        """
+        source = self.paths.backups / Path(name).name
+        if not source.is_file():
+            raise StorageError(f"There is no backup named {name}.")
+        (self.paths.data / RESTORE_REQUEST).write_text(source.name, encoding="utf-8")
+
     def begin_session(self) -> None:
         """Note that a window has this workspace open (see last_session_ended_cleanly)."""
         (self.paths.data / SESSION_MARKER).touch()
@@ -122,6 +136,23 @@ class Workspace:
         return None if problem == "ok" else problem
 
 
+def _apply_restore_request(app_paths: paths.AppPaths, key: str | None) -> str | None:
+    """Restore the backup a window asked for before it closed; say what happened."""
+    request = app_paths.data / RESTORE_REQUEST
+    if not request.exists():
+        return None
+    name = Path(request.read_text(encoding="utf-8").strip()).name
+    request.unlink()
+    try:
+        moved = backup.restore(app_paths.backups / name, app_paths.database, key=key)
+    except StorageError as exc:
+        log.error("restoring %s failed: %s", name, exc)
+        return f"The backup {name} could not be restored: {exc.message} Nothing was changed."
+    log.info("restored %s; the replaced database is %s", name, moved)
+    kept = f" The database it replaced was kept as {moved.name}." if moved else ""
+    return f"Restored the backup {name}.{kept}"
+
+
 def _apply_encryption_setting(
     app_paths: paths.AppPaths, settings: settings_io.Settings
 ) -> str | None:
@@ -140,7 +171,7 @@ def _quarantine(database: Path, backups: Path, problem: str, key: str | None = N
     good = [b for b in backup.list_backups(backups) if backup.integrity(b.path, key=key) == "ok"]
     offer = (
         f" The newest good backup is {good[0].name} ({good[0].created_at:%Y-%m-%d %H:%M} UTC): "
-        f"restore it with `desktop-chat backup restore {good[0].name}` or File → Restore backup."
+        f"restore it with `desktop-chat backup restore {good[0].name}` or File → Restore a backup."
         if good
         else " There is no backup to restore."
     )

@@ -369,3 +369,37 @@ def test_damage_found_after_start_is_told_and_repaired_next_time(
     assert window.isVisible()  # "Ignore" keeps working
     workspace.end_session(clean=not damaged)
     assert not last_session_ended_cleanly()  # so the next start checks and repairs
+
+
+def test_back_up_then_restore_from_the_file_menu(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_chat.services.workspace import RESTORE_REQUEST
+
+    seed(workspace, ["Before the backup"])
+    menu = {a.text(): a for a in window.menuBar().actions()[0].menu().actions()}
+    menu["Back &up now"].trigger()
+    qtbot.waitUntil(lambda: "Backed up to" in window.statusBar().currentMessage())
+    seed(workspace, ["After the backup"])
+
+    menu["Restore a &backup…"].trigger()
+    dialog = window.backup_dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.list.count() == 1
+    assert "made by you" in dialog.list.item(0).text()
+    monkeypatch.setattr(QMessageBox, "question", lambda *_: QMessageBox.StandardButton.Yes)
+    qtbot.mouseClick(dialog.restore_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.isVisible())
+    assert window.restart_requested
+    request = workspace.paths.data / RESTORE_REQUEST
+    assert request.read_text() == dialog.chosen
+    # What the restarted app finds (run_gui opens the workspace the same way).
+    workspace.close()
+    restored = Workspace.open()
+    try:
+        assert [c.title for c in restored.repo.list_conversations()] == ["Before the backup"]
+        assert (restored.notice or "").startswith("Restored the backup")
+    finally:
+        restored.close()

@@ -170,3 +170,41 @@ def test_integrity_problem_reads_the_file_beside_the_open_workspace() -> None:
     assert problem is not None
     assert problem != "ok"
     workspace.close()
+
+
+def test_a_requested_restore_happens_at_the_next_open(data_dir: Path) -> None:
+    workspace = _workspace_with("before")
+    made = backup.create(workspace.paths.database, workspace.paths.backups, "manual")
+    workspace.repo.create_conversation(title="after")
+    with pytest.raises(StorageError, match="no backup named nope"):
+        workspace.request_restore("nope")
+    workspace.request_restore(made.name)
+    workspace.close()
+
+    reopened = Workspace.open()
+    try:
+        assert [c.title for c in reopened.repo.list_conversations()] == ["before"]
+        assert reopened.notice is not None
+        assert reopened.notice.startswith(f"Restored the backup {made.name}.")
+        assert "was kept as desktop-chat.sqlite3.replaced-" in reopened.notice
+    finally:
+        reopened.close()
+    kept = [p for p in data_dir.iterdir() if ".replaced-" in p.name and "-wal" not in p.name]
+    assert _titles(next(p for p in kept if not p.name.endswith("-shm"))) == ["before", "after"]
+    assert Workspace.open().notice is None  # done once
+
+
+def test_a_damaged_backup_is_not_restored(data_dir: Path) -> None:
+    workspace = _workspace_with("current")
+    made = backup.create(workspace.paths.database, workspace.paths.backups, "manual")
+    made.path.write_bytes(os.urandom(8192))
+    workspace.request_restore(made.name)
+    workspace.close()
+    reopened = Workspace.open()
+    try:
+        assert reopened.notice is not None
+        assert "could not be restored" in reopened.notice
+        assert "Nothing was changed." in reopened.notice
+        assert [c.title for c in reopened.repo.list_conversations()] == ["current"]
+    finally:
+        reopened.close()
