@@ -9,7 +9,7 @@ lossless. Reading validates every field and names the first bad one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -107,15 +107,26 @@ def conversation_json(tree: ConversationTree) -> dict[str, Any]:
     }
 
 
-def encode(document: Any) -> str:
-    """Compact JSON text; orjson where it can, the standard library where it cannot.
+def encode(document: Any) -> bytes:
+    """Compact UTF-8 JSON; orjson where it can, the standard library where it cannot.
 
     orjson refuses integers beyond 64 bits (imported metadata may hold them).
     """
     try:
-        return orjson.dumps(document).decode()
+        return orjson.dumps(document)
     except orjson.JSONEncodeError:
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _byte_writer(out: IO[str]) -> Callable[[bytes], object]:
+    """Write UTF-8 bytes to ``out``: straight to its buffer when it is a UTF-8 text file
+    (no decoding and encoding again of a gigabyte), else as text."""
+    raw = getattr(out, "buffer", None)
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "")
+    if raw is None or encoding != "utf8":
+        return lambda data: out.write(data.decode())
+    out.flush()
+    return raw.write
 
 
 def write_json(trees: Iterable[ConversationTree], out: IO[str]) -> int:
@@ -124,16 +135,18 @@ def write_json(trees: Iterable[ConversationTree], out: IO[str]) -> int:
     Written piece by piece so exporting a large history never holds the whole
     document in memory.
     """
-    out.write(
+    write = _byte_writer(out)
+    write(
         f'{{"format": "{FORMAT}", "version": {VERSION}, '
-        f'"exported_at": "{to_iso(utcnow())}", "conversations": ['
+        f'"exported_at": "{to_iso(utcnow())}", "conversations": ['.encode()
     )
     count = 0
     for tree in trees:
-        out.write(",\n" if count else "\n")
-        out.write(encode(conversation_json(tree)))
+        write(b",\n" if count else b"\n")
+        write(encode(conversation_json(tree)))
         count += 1
-    out.write("\n]}\n")
+    write(b"\n]}\n")
+    getattr(out, "buffer", out).flush()
     return count
 
 
