@@ -28,9 +28,7 @@ def main() -> int:
     server.stop()
     print(f"kills:                    {stats.kills}  ({time.monotonic() - started:.0f} s)")
     print(f"user messages lost:       {stats.user_messages_lost}  (target 0)")
-    print(
-        f"worst streamed text lost: {stats.worst_loss_seconds:.2f} s  (target <= {MAX_LOSS:g} s)"
-    )
+    print(f"worst streamed text lost: {stats.worst_loss_seconds:.2f} s  (target <= {MAX_LOSS:g} s)")
     print(f"integrity_check failures: {stats.integrity_failures}  (target 0)")
     for failure in stats.failures:
         print(f"  {failure}")

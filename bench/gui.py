@@ -10,6 +10,7 @@ Run: .venv/bin/python bench/gui.py   (offscreen unless DISPLAY is set)
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -151,6 +152,9 @@ def main() -> int:
 
     os.environ["DESKTOP_CHAT_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-gui-")
     huge_id, long_ids = build_database()
+    # As after a normal session: the window reopens the last chat (after its first paint).
+    config = Path(os.environ["DESKTOP_CHAT_DATA_DIR"]) / "config"
+    (config / "window.json").write_text(json.dumps({"last_conversation": long_ids[0]}))
     env = dict(os.environ)
     bare = cold_start(BARE, env)
     ours = cold_start(APP, env)

@@ -775,10 +775,12 @@ class MainWindow(QMainWindow):
         if splitter := state.get("splitter"):
             self.splitter.restoreState(QByteArray(base64.b64decode(splitter)))
         last = state.get("last_conversation")
+        self.open_conversation(None)
         if last and self.list_model.row_of(last) >= 0:
-            self.open_conversation(last)
-        else:
-            self.open_conversation(None)
+            # After the first paint: rendering its Markdown and code (and loading
+            # the libraries for it) would hold the window back by ~100 ms.
+            self._select_in_list(last)
+            QTimer.singleShot(0, lambda: self.current_id or self.open_conversation(last))
         self._update_welcome()
 
     def _save_state(self) -> None:

@@ -403,3 +403,28 @@ def test_back_up_then_restore_from_the_file_menu(
         assert (restored.notice or "").startswith("Restored the backup")
     finally:
         restored.close()
+
+
+def test_size_splitter_and_last_chat_are_restored(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace
+) -> None:
+    first, second = seed(workspace, ["First", "Second"])
+    window.reload_list()
+    window.open_conversation(first)
+    window.resize(720, 520)  # within the offscreen screen (800 x 600)
+    window.splitter.setSizes([220, 500])
+    sizes = window.splitter.sizes()
+    window.close()
+
+    again = MainWindow(workspace)
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    assert (again.width(), again.height()) == (720, 520)
+    assert again.splitter.sizes() == sizes
+    # The chat opens just after the first paint, selected in the list meanwhile.
+    qtbot.waitUntil(lambda: again.current_id == first)
+    assert again.title_label.text() == "First"
+    assert shown(again)[0][1] == "First: question 0"
+    assert second  # the other one is only in the list
+    again.close()
