@@ -780,7 +780,12 @@ class MainWindow(QMainWindow):
             # After the first paint: rendering its Markdown and code (and loading
             # the libraries for it) would hold the window back by ~100 ms.
             self._select_in_list(last)
-            QTimer.singleShot(0, lambda: self.current_id or self.open_conversation(last))
+
+            def reopen() -> None:
+                if self.current_id is None:  # the user has not chosen another meanwhile
+                    self.open_conversation(last)
+
+            QTimer.singleShot(0, reopen)
         self._update_welcome()
 
     def _save_state(self) -> None:
