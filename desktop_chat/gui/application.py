@@ -146,6 +146,8 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
         return 0
     instance = InstanceServer(name, app)
     _close_on_termination(app)
+    # An exception escaping a slot would otherwise only reach stderr.
+    sys.excepthook = lambda _kind, error, _tb: report_unexpected(app.activeWindow(), error)
     # After a crash the database is checked before anything reads it; after a
     # clean exit, in the background once the window is up.
     check_now = not last_session_ended_cleanly(data_dir)
@@ -190,6 +192,32 @@ def _relaunch() -> None:
     command = [sys.executable, *([] if frozen else ["-m", "desktop_chat"]), *sys.argv[1:]]
     log.info("starting again: %s", command)
     subprocess.Popen(command, start_new_session=True)
+
+
+def report_unexpected(parent: Any, error: BaseException) -> None:
+    """An error no code expected: logged with its traceback, and told once with copyable
+    details (a bug that repeats must not bury the window in dialogs)."""
+    import traceback
+
+    from desktop_chat.services.workspace import redact
+
+    log.error("unexpected error", exc_info=error)
+    if _reported:
+        return
+    _reported.append(error)
+    box = QMessageBox(
+        QMessageBox.Icon.Critical,
+        APP_NAME,
+        f"Something went wrong: {redact(f'{type(error).__name__}: {error}')}\n\n"
+        f"What you saved is safe. {APP_NAME} keeps running; the details (below, and in "
+        "the log file) help to report the bug.",
+        parent=parent,
+    )
+    box.setDetailedText(redact("".join(traceback.format_exception(error))))
+    box.exec()
+
+
+_reported: list[BaseException] = []
 
 
 def _close_on_termination(app: QApplication) -> None:

@@ -623,11 +623,9 @@ class MainWindow(QMainWindow):
         if isinstance(exc, UserFacingError):
             QMessageBox.warning(self, APP_NAME, exc.message)
         else:
-            box = QMessageBox(
-                QMessageBox.Icon.Critical, APP_NAME, f"Something went wrong: {exc}", parent=self
-            )
-            box.setDetailedText(repr(exc))
-            box.exec()
+            from desktop_chat.gui.application import report_unexpected
+
+            report_unexpected(self, exc)
 
     # -- import and export ------------------------------------------------
 

@@ -181,25 +181,28 @@ def _quarantine(database: Path, backups: Path, problem: str, key: str | None = N
     )
 
 
+_KEY_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+|(Bearer\s+)\S+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key this process knows, and anything key-like, blanked out."""
+    from desktop_chat import secrets
+
+    for key in secrets.known_keys():
+        text = text.replace(key, "[redacted]")
+    return _KEY_LIKE.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+
+
 class RedactSecrets(logging.Filter):
     """Blank out API keys in every log record, whatever library wrote it."""
 
-    PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+|(Bearer\s+)\S+")
-
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redact(record.getMessage())
+        record.msg = redact(record.getMessage())
         record.args = ()
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
-
-    def _redact(self, text: str) -> str:
-        from desktop_chat import secrets
-
-        for key in secrets.known_keys():
-            text = text.replace(key, "[redacted]")
-        return self.PATTERN.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
 
 
 def setup_logging(log_file: Path, *, debug: bool = False) -> None:

@@ -428,3 +428,41 @@ def test_size_splitter_and_last_chat_are_restored(
     assert shown(again)[0][1] == "First: question 0"
     assert second  # the other one is only in the list
     again.close()
+
+
+def test_an_unexpected_error_is_logged_and_told_once_with_details(
+    qtbot: QtBot,
+    window: MainWindow,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop_chat import secrets
+    from desktop_chat.gui import application
+
+    monkeypatch.setattr(application, "_reported", [])
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        QMessageBox, "exec", lambda box: shown.append((box.text(), box.detailedText()))
+    )
+    canary = "sk-canary-unexpected-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    assert secrets.get_api_key() == canary  # now a key the process knows
+
+    def broken_slot() -> None:
+        raise KeyError(f"no such thing with {canary}")
+
+    for _ in range(2):
+        try:
+            broken_slot()
+        except KeyError as exc:
+            window.show_error(exc)
+    assert len(shown) == 1  # told once, however often it happens
+    text, details = shown[0]
+    assert text.startswith("Something went wrong: KeyError")
+    assert "What you saved is safe" in text
+    assert "Traceback (most recent call last)" in details
+    assert "broken_slot" in details
+    assert canary not in text + details
+    assert sum("unexpected error" in r.getMessage() for r in caplog.records) == 2
