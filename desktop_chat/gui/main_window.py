@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
         try:
             if self.current_id is None:
                 self.current_id = self.service.new_conversation().id
-            turn = self.service.send(self.current_id, text)
+            turn = self.service.send(self.current_id, text, plan=False)
         except UserFacingError as exc:
             # The message may be saved already (it is committed first); reload to show it.
             self.chat_model.load(self.current_id)
@@ -421,8 +421,7 @@ class MainWindow(QMainWindow):
         if conversation_id == self.current_id:
             self.composer.set_streaming(True)
             self.status_line.setText("")
-            self._plan_generation += 1  # this plan is newer than any still running
-            self._show_plan(turn.plan)
+            self.refresh_context_meter()
         handle.start()
 
     def _on_reply_started(self, conversation_id: str, message: Message) -> None:
@@ -511,11 +510,11 @@ class MainWindow(QMainWindow):
                 self, "Edit and resend", "Your message:", message.content
             )
             if ok and text.strip():
-                self._begin(self.service.edit_and_resend(message_id, text))
+                self._begin(self.service.edit_and_resend(message_id, text, plan=False))
         elif action in ("regenerate", "retry"):
-            self._begin(self.service.regenerate(message_id))
+            self._begin(self.service.regenerate(message_id, plan=False))
         elif action == "continue":
-            self._begin(self.service.continue_reply(message_id))
+            self._begin(self.service.continue_reply(message_id, plan=False))
 
     def _begin(self, turn: Turn) -> None:
         self.chat_model.load(turn.conversation_id)

@@ -8,6 +8,7 @@ committed before any request) and a crash loses at most a second of reply
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -58,7 +59,7 @@ class Turn:
     parent_id: str
     model: str
     provider: str
-    plan: ContextPlan
+    plan: ContextPlan | None  # None: planned when the turn runs (see ChatService.send)
     continue_id: str | None = None  # continue this stopped reply instead of a new one
 
 
@@ -219,17 +220,23 @@ class ChatService:
 
     # -- starting turns (all commit before any request) ----------------------
 
-    def send(self, conversation_id: str, text: str) -> Turn:
-        """Commit the user's message under the current leaf and plan the reply."""
+    def send(self, conversation_id: str, text: str, *, plan: bool = True) -> Turn:
+        """Commit the user's message under the current leaf and plan the reply.
+
+        ``plan=False`` leaves planning to :meth:`run` (the window's worker thread:
+        planning a long chat whose tokens were never counted takes a while); a
+        request too large for the window then ends as an error reply instead
+        of raising here. The same holds for the other ways to start a turn.
+        """
         conversation = self.repo.get_conversation(conversation_id)
         user = self.repo.append_message(
             conversation_id, conversation.current_leaf_id, Role.USER, text
         )
         if not conversation.title:
             self.repo.update_conversation(conversation_id, title=fallback_title(text))
-        return self._turn(conversation_id, user.id)
+        return self._turn(conversation_id, user.id, plan=plan)
 
-    def edit_and_resend(self, message_id: str, text: str) -> Turn:
+    def edit_and_resend(self, message_id: str, text: str, *, plan: bool = True) -> Turn:
         """A new branch: a sibling of the edited user message, with the new text."""
         original = self.repo.get_message(message_id)
         if original.role is not Role.USER:
@@ -237,43 +244,42 @@ class ChatService:
         user = self.repo.append_message(
             original.conversation_id, original.parent_id, Role.USER, text
         )
-        return self._turn(original.conversation_id, user.id)
+        return self._turn(original.conversation_id, user.id, plan=plan)
 
-    def regenerate(self, message_id: str) -> Turn:
+    def regenerate(self, message_id: str, *, plan: bool = True) -> Turn:
         """A new reply beside ``message_id`` (an assistant message), or below a user message."""
         message = self.repo.get_message(message_id)
         parent = message.id if message.role is Role.USER else message.parent_id
         if parent is None:
             raise UserFacingError("This message has nothing to answer.")
         self.repo.set_current_leaf(message.conversation_id, parent)
-        return self._turn(message.conversation_id, parent)
+        return self._turn(message.conversation_id, parent, plan=plan)
 
-    def continue_reply(self, message_id: str) -> Turn:
+    def continue_reply(self, message_id: str, *, plan: bool = True) -> Turn:
         """Ask the model to go on from a stopped or interrupted reply."""
         message = self.repo.get_message(message_id)
         if message.role is not Role.ASSISTANT or message.parent_id is None:
             raise UserFacingError("Only a reply can be continued.")
         self.repo.set_current_leaf(message.conversation_id, message.id)
-        turn = self._turn(message.conversation_id, message.id)
-        return Turn(
-            turn.conversation_id,
-            message.parent_id,
-            turn.model,
-            turn.provider,
-            turn.plan,
-            continue_id=message.id,
-        )
+        turn = self._turn(message.conversation_id, message.parent_id, plan=False)
+        turn = dataclasses.replace(turn, continue_id=message.id)
+        return self.planned(turn) if plan else turn
 
-    def _turn(self, conversation_id: str, leaf_id: str) -> Turn:
+    def _turn(self, conversation_id: str, parent_id: str, *, plan: bool) -> Turn:
         conversation = self.repo.get_conversation(conversation_id)
-        plan = self._plan(conversation, self.repo.thread(conversation_id, leaf_id=leaf_id))
-        return Turn(
-            conversation_id,
-            leaf_id,
-            self.model_for(conversation),
-            self.provider(conversation.provider).name,
-            plan,
-        )
+        model, provider = self.model_for(conversation), self.provider(conversation.provider).name
+        turn = Turn(conversation_id, parent_id, model, provider, None)
+        return self.planned(turn) if plan else turn
+
+    def planned(self, turn: Turn) -> Turn:
+        """``turn`` with its plan: the thread up to the reply's parent (or the reply
+        being continued)."""
+        if turn.plan is not None:
+            return turn
+        conversation = self.repo.get_conversation(turn.conversation_id)
+        leaf = turn.continue_id or turn.parent_id
+        thread = self.repo.thread(turn.conversation_id, leaf_id=leaf)
+        return dataclasses.replace(turn, plan=self._plan(conversation, thread))
 
     # -- running a turn -------------------------------------------------------
 
@@ -283,6 +289,7 @@ class ChatService:
         """Stream the reply, saving it as it comes; always ends with ReplyFinished."""
         reply = _Reply()
         try:
+            turn = self.planned(turn)
             yield from self._stream(turn, reply, cancel or threading.Event())
         except UserFacingError as exc:
             reply.status, reply.error = MessageStatus.ERROR, exc
@@ -309,9 +316,10 @@ class ChatService:
             reply.parts.append(prefix)
             yield ReplyStarted(reply.message)
         plan = turn.plan
+        assert plan is not None, "run() plans the turn first"
         if plan.needs_summary:
             yield ReplyStatus("Summarizing earlier messages…")
-            plan = self._refresh_summary(conversation, turn, client)
+            plan = self._refresh_summary(conversation, turn, plan, client)
         messages = plan.messages
         # The plan ends at the reply being continued: it is sent once, as the last
         # message (the policy may also have left it out, then it is added).
@@ -390,11 +398,11 @@ class ChatService:
         return message.id
 
     def _refresh_summary(
-        self, conversation: Conversation, turn: Turn, client: ChatClient
+        self, conversation: Conversation, turn: Turn, plan: ContextPlan, client: ChatClient
     ) -> ContextPlan:
         """Summarize the messages the plan drops, store the summary, plan again."""
         by_id = {m.id: m for m in self.repo.thread(turn.conversation_id, leaf_id=turn.parent_id)}
-        older = [by_id[i] for i in turn.plan.summarize_ids if i in by_id]
+        older = [by_id[i] for i in plan.summarize_ids if i in by_id]
         transcript = [{"role": m.role.value, "content": m.content} for m in older]
         if conversation.summary:
             transcript.insert(
