@@ -466,3 +466,21 @@ def test_an_unexpected_error_is_logged_and_told_once_with_details(
     assert "broken_slot" in details
     assert canary not in text + details
     assert sum("unexpected error" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_message_too_large_for_the_model_is_an_inline_error_and_nothing_is_sent(
+    qtbot: QtBot, window: MainWindow, fake_openai: FakeOpenAI
+) -> None:
+    huge = "word " * 140_000  # ~140k tokens: more than gpt-4o-mini's 128k window
+    window.composer.edit.setPlainText(huge)
+    qtbot.mouseClick(window.composer.button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    assert fake_openai.chat_requests() == []
+    question, reply = shown(window)
+    assert question == (Role.USER, huge, MessageStatus.COMPLETE)  # kept, not lost
+    assert reply[0] is Role.ASSISTANT
+    assert reply[2] is MessageStatus.ERROR
+    failed = window.chat_model.message_at(1)
+    assert "This message cannot be sent" in (failed.error or "")
+    assert "cannot be sent" in window.status_line.text()
+    assert window.composer.button.text() == "Send"
