@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop_chat import APP_ID, APP_NAME, __version__
 from desktop_chat.errors import UserFacingError
@@ -54,15 +56,15 @@ def _dark_palette() -> QPalette:
     return palette
 
 
-def apply_theme(theme: str, chat_model: Any = None) -> None:
-    """Light, dark, or whatever the desktop uses ("system").
+def apply_theme(theme: str, chat_model: Any = None) -> bool:
+    """Light, dark, or whatever the desktop uses ("system"); True when it is dark.
 
     The color-scheme hint is honoured only by some platform themes, so an
     explicit choice also sets Fusion's palette; "system" keeps the platform's.
     """
     app = QApplication.instance()
     if not isinstance(app, QApplication):
-        return
+        return False
     hints = QGuiApplication.styleHints()
     scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(
         theme, Qt.ColorScheme.Unknown
@@ -77,6 +79,22 @@ def apply_theme(theme: str, chat_model: Any = None) -> None:
     dark = theme == "dark" or (theme == "system" and hints.colorScheme() == Qt.ColorScheme.Dark)
     if chat_model is not None:
         chat_model.set_dark(dark)
+    return dark
+
+
+def _saved_theme(settings_file: Path) -> str:
+    """The theme the user chose, read before anything else so the first paint has it.
+
+    Only this one value, with ``json`` alone: the settings module and what it
+    loads can wait until the window is up (an unreadable file is reported then).
+    """
+    import json
+
+    try:
+        theme = json.loads(settings_file.read_text(encoding="utf-8")).get("theme")
+    except (OSError, ValueError, AttributeError):
+        return "system"
+    return theme if theme in {"light", "dark"} else "system"
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -92,14 +110,12 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def start_prewarm() -> None:
+def start_prewarm() -> threading.Thread:
     """After the first paint, load the OpenAI SDK and the tokenizer in the background.
 
     Both take a noticeable moment the first time (see llm.warmup); the first
     plan and the first Send should not wait for them.
     """
-    import threading
-
     from desktop_chat.core import tokens
     from desktop_chat.llm.warmup import prewarm
 
@@ -110,7 +126,9 @@ def start_prewarm() -> None:
         except Exception:  # e.g. the app quit first: imports fail at interpreter shutdown
             log.debug("prewarm stopped", exc_info=True)
 
-    threading.Thread(target=warm, name="prewarm", daemon=True).start()
+    thread = threading.Thread(target=warm, name="prewarm", daemon=True)
+    thread.start()
+    return thread
 
 
 def _start_rolling_backup(workspace: Any) -> None:
@@ -130,58 +148,117 @@ def _start_rolling_backup(workspace: Any) -> None:
 
 
 def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
+    """Show the window's frame as fast as Qt can, then open the chat in it.
+
+    The frame needs only Qt; the database, the chat service and the chat pane
+    load just after its first paint, so the window is on screen while they do.
+    """
     from desktop_chat import paths
-    from desktop_chat.gui.main_window import MainWindow
+    from desktop_chat.gui.main_window import MainWindow, read_state, state_file
     from desktop_chat.gui.single_instance import (
         InstanceServer,
         ask_running_instance,
         server_name,
     )
-    from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 
     app = create_application()
-    name = server_name(paths.resolve(data_dir).data)
+    where = paths.resolve(data_dir)
+    name = server_name(where.data)
     if ask_running_instance(name):
         log.info("another window is open on this data dir; asked it to come forward")
         return 0
     instance = InstanceServer(name, app)
-    _close_on_termination(app)
     # An exception escaping a slot would otherwise only reach stderr.
     sys.excepthook = lambda _kind, error, _tb: report_unexpected(app.activeWindow(), error)
+    dark = apply_theme(_saved_theme(where.settings_file))
+    window = MainWindow(state=read_state(state_file(where.config)))
+    instance.sig_activate.connect(window.bring_forward)
+    window.show()
+    opened: list[Any] = []  # the workspace, once open
+    damaged: list[str] = []
+    after_first_paint(
+        window,
+        lambda: _open_in(
+            window, data_dir=data_dir, db_url=db_url, dark=dark, opened=opened, damaged=damaged
+        ),
+    )
+    try:
+        return app.exec()
+    finally:
+        instance.close()
+        for workspace in opened:
+            workspace.end_session(clean=not damaged)
+            workspace.close()
+        if window.restart_requested:
+            _relaunch()
+
+
+def after_first_paint(widget: QWidget, callback: Any, *, at_latest_ms: int = 500) -> None:
+    """Call ``callback`` once, as soon as ``widget`` has been painted the first time
+    (or after ``at_latest_ms``: a window started minimized may not paint for long).
+
+    A zero timer alone is not enough: on X11 the paint waits for the server's
+    expose event, and the timer would run first and hold the paint back.
+    """
+    done: list[bool] = []
+
+    def once() -> None:
+        if not done:
+            done.append(True)
+            widget.removeEventFilter(watcher)
+            callback()
+
+    class Watcher(QObject):
+        def eventFilter(self, _watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and not done:
+                QTimer.singleShot(0, once)  # after this paint reaches the screen
+            return False
+
+    watcher = Watcher(widget)
+    widget.installEventFilter(watcher)
+    QTimer.singleShot(at_latest_ms, once)
+
+
+def _open_in(
+    window: Any,
+    *,
+    data_dir: str | None,
+    db_url: str | None,
+    dark: bool,
+    opened: list[Any],
+    damaged: list[str],
+) -> None:
+    """Open the workspace and show it in ``window``; a database that cannot be opened
+    is told and the app quits with its exit code."""
+    from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
+
+    # Until now a signal ended the process at once: nothing was open to lose.
+    _close_on_termination()
     # After a crash the database is checked before anything reads it; after a
     # clean exit, in the background once the window is up.
     check_now = not last_session_ended_cleanly(data_dir)
     try:
         workspace = Workspace.open(data_dir, db_url=db_url, check_integrity=check_now)
     except UserFacingError as exc:
-        QMessageBox.critical(None, APP_NAME, exc.message)
-        return exc.exit_code
+        QMessageBox.critical(window, APP_NAME, exc.message)
+        QApplication.exit(exc.exit_code)
+        return
+    opened.append(workspace)
     workspace.begin_session()
-    window = MainWindow(workspace)
-    instance.sig_activate.connect(window.bring_forward)
+    window.attach(workspace)
+    window.chat_model.set_dark(dark)
     if workspace.notice:
         QTimer.singleShot(0, lambda: QMessageBox.warning(window, APP_NAME, workspace.notice or ""))
-    _start_rolling_backup(workspace)
-    apply_theme(workspace.settings.theme, window.chat_model)
     if workspace.interrupted_on_open:
         window.statusBar().showMessage(
             f"{workspace.interrupted_on_open} reply(ies) were cut off when the app last closed; "
             "they are kept and marked interrupted.",
             10_000,
         )
-    window.show()
+    _start_rolling_backup(workspace)
     QTimer.singleShot(0, start_prewarm)
-    damaged: list[str] = []
     if not check_now:
         QTimer.singleShot(0, lambda: _check_integrity_later(window, workspace, damaged))
-    try:
-        return app.exec()
-    finally:
-        instance.close()
-        workspace.end_session(clean=not damaged)
-        workspace.close()
-        if window.restart_requested:
-            _relaunch()
 
 
 def _relaunch() -> None:
@@ -220,7 +297,7 @@ def report_unexpected(parent: Any, error: BaseException) -> None:
 _reported: list[BaseException] = []
 
 
-def _close_on_termination(app: QApplication) -> None:
+def _close_on_termination() -> None:
     """SIGTERM (logout, shutdown, ``kill``) and Ctrl-C close the windows as Quit does.
 
     Qt's event loop never hands control to Python's signal handlers, so the
@@ -238,12 +315,12 @@ def _close_on_termination(app: QApplication) -> None:
     signal.set_wakeup_fd(writer.fileno())
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: None)  # the wake-up byte does the work
-    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, QApplication.instance())
 
     def close() -> None:
         reader.recv(64)
         log.info("asked to quit by a signal")
-        app.closeAllWindows()
+        QApplication.closeAllWindows()
 
     notifier.activated.connect(close)
     _signal_sockets[:] = [reader, writer]  # open as long as the process

@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
@@ -30,21 +30,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_chat import APP_NAME, secrets
-from desktop_chat.core.types import ConversationTree, Message, MessageStatus
+from desktop_chat import APP_NAME
 from desktop_chat.errors import UserFacingError
-from desktop_chat.gui.chat_view import ChatModel, ChatView
-from desktop_chat.gui.composer import Composer
-from desktop_chat.gui.context_dialog import ContextMeter
-from desktop_chat.gui.conversation_list import (
-    ConversationDelegate,
-    ConversationListModel,
-)
-from desktop_chat.gui.conversation_list import Roles as ListRoles
-from desktop_chat.gui.workers import StreamHandle, run_job
-from desktop_chat.services import transfer
-from desktop_chat.services.chat import DRAFT_ID, ChatService, ReplyFinished, Turn
-from desktop_chat.services.workspace import Workspace
+
+# Only Qt and light modules here: the start-up paints this window before anything
+# else loads (see MainWindow). What the chat needs is imported where it is used.
+if TYPE_CHECKING:
+    from desktop_chat.core.types import ConversationTree, Message
+    from desktop_chat.gui.chat_view import ChatModel, ChatView
+    from desktop_chat.gui.composer import Composer
+    from desktop_chat.gui.context_dialog import ContextMeter
+    from desktop_chat.gui.conversation_list import ConversationListModel
+    from desktop_chat.gui.workers import StreamHandle
+    from desktop_chat.services.chat import ChatService, ReplyFinished, Turn
+    from desktop_chat.services.workspace import Workspace
 
 log = logging.getLogger(__name__)
 UNDO_SECONDS = 10
@@ -83,25 +82,82 @@ class WelcomePage(QWidget):
         layout.addStretch(2)
 
 
+def state_file(config: Path) -> Path:
+    """Where the window keeps its size, splitter and last chat."""
+    return config / "window.json"
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, workspace: Workspace, service: ChatService | None = None) -> None:
+    """The conversation list and the chat pane.
+
+    Built in two steps so the app can show its window as fast as Qt can: the
+    frame (title, size, menus, the two panes, empty) needs only Qt; ``attach``
+    opens the chat in it. ``MainWindow(workspace)`` does both at once.
+    """
+
+    workspace: Workspace
+    service: ChatService
+    list_model: ConversationListModel
+    chat_model: ChatModel
+    chat_view: ChatView
+    composer: Composer
+    meter: ContextMeter
+
+    def __init__(
+        self,
+        workspace: Workspace | None = None,
+        service: ChatService | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.workspace = workspace
-        self.repo = workspace.repo
-        self.service = service or ChatService(workspace)
         self.streams: dict[str, StreamHandle] = {}
         self.current_id: str | None = None
         self.restart_requested = False
+        self.attached = False
         self._undo: ConversationTree | None = None
+        self._plan_generation = 0  # results of older background plans are dropped
         self.setWindowTitle(APP_NAME)
         self.resize(1100, 760)
+        self._build_menus()
+        self.splitter = self._placeholder_panes()
+        if state:
+            self._restore_layout(state)
+        if workspace is not None:
+            self.attach(workspace, service)
 
+    def _placeholder_panes(self) -> QSplitter:
+        splitter = QSplitter(self)
+        for _ in range(2):
+            splitter.addWidget(QWidget(splitter))
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 800])
+        self.setCentralWidget(splitter)
+        self.menuBar().setEnabled(False)  # until attach: there is nothing to act on yet
+        return splitter
+
+    def attach(self, workspace: Workspace, service: ChatService | None = None) -> None:
+        """Open ``workspace`` in the window: the list, the chat pane, the last chat."""
+        from desktop_chat.gui.chat_view import ChatModel
+        from desktop_chat.gui.conversation_list import ConversationListModel
+        from desktop_chat.services.chat import ChatService
+
+        self.workspace = workspace
+        self.repo = workspace.repo
+        self.service = service or ChatService(workspace)
         self.list_model = ConversationListModel(self.repo, self)
         self.list_model.sig_searched.connect(lambda: self._select_in_list(self.current_id))
         self.chat_model = ChatModel(self.repo, self)
         # Typing in the composer re-plans the context meter, a moment after the last key.
         self._plan_timer = QTimer(self, singleShot=True, interval=250)
-        self._plan_generation = 0  # results of older background plans are dropped
         self._plan_timer.timeout.connect(self.refresh_context_meter)
         self._build_left()
         self._build_right()
@@ -109,15 +165,19 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.left)
         splitter.addWidget(self.right_stack)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 800])
+        # The frame's panes, as shown (restored or moved by the user meanwhile).
+        splitter.setSizes(self.splitter.sizes() if self.isVisible() else [300, 800])
         self.splitter = splitter
-        self.setCentralWidget(splitter)
-        self._build_menus()
+        self.setCentralWidget(splitter)  # the placeholder panes go
+        self.menuBar().setEnabled(True)
+        self.attached = True
         self._restore_state()
 
     # -- layout ------------------------------------------------------------
 
     def _build_left(self) -> None:
+        from desktop_chat.gui.conversation_list import ConversationDelegate
+
         self.left = QWidget(self)
         layout = QVBoxLayout(self.left)
         layout.setContentsMargins(8, 8, 0, 8)
@@ -152,34 +212,16 @@ class MainWindow(QMainWindow):
         self.list_view.customContextMenuRequested.connect(self._on_list_menu)
 
     def _build_right(self) -> None:
+        from desktop_chat.gui.chat_view import ChatView
+        from desktop_chat.gui.composer import Composer
+
         self.right_stack = QStackedWidget(self)
         self.welcome = WelcomePage(self)
         pane = QWidget(self)
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        header = QHBoxLayout()
-        header.setContentsMargins(12, 8, 12, 4)
-        self.title_label = QLabel("New chat", pane)
-        self.title_label.setObjectName("chatTitle")
-        font = self.title_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.2)
-        font.setBold(True)
-        self.title_label.setFont(font)
-        self.model_button = QPushButton(pane)
-        self.model_button.setObjectName("modelButton")
-        self.model_button.setToolTip("Model, system prompt and memory for this chat")
-        self.model_button.clicked.connect(self.open_conversation_settings)
-        self.meter = ContextMeter(pane)
-        self.meter.setObjectName("contextMeter")
-        self.meter.sig_clicked.connect(self.show_context)
-        self.meter.setMinimumWidth(190)
-        self.meter.setMaximumWidth(260)
-        self.meter.setTextVisible(True)
-        header.addWidget(self.title_label, 1)
-        header.addWidget(self.meter)
-        header.addWidget(self.model_button)
-        layout.addLayout(header)
+        layout.addLayout(self._build_header(pane))
         self.chat_view = ChatView(self.chat_model, pane)
         self.chat_view.setObjectName("chatView")
         layout.addWidget(self.chat_view, 1)
@@ -203,6 +245,33 @@ class MainWindow(QMainWindow):
         self.right_stack.addWidget(pane)
         self._update_welcome()
 
+    def _build_header(self, pane: QWidget) -> QHBoxLayout:
+        """The chat's title, the context meter and the model button."""
+        from desktop_chat.gui.context_dialog import ContextMeter
+
+        header = QHBoxLayout()
+        header.setContentsMargins(12, 8, 12, 4)
+        self.title_label = QLabel("New chat", pane)
+        self.title_label.setObjectName("chatTitle")
+        font = self.title_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        font.setBold(True)
+        self.title_label.setFont(font)
+        self.model_button = QPushButton(pane)
+        self.model_button.setObjectName("modelButton")
+        self.model_button.setToolTip("Model, system prompt and memory for this chat")
+        self.model_button.clicked.connect(self.open_conversation_settings)
+        self.meter = ContextMeter(pane)
+        self.meter.setObjectName("contextMeter")
+        self.meter.sig_clicked.connect(self.show_context)
+        self.meter.setMinimumWidth(190)
+        self.meter.setMaximumWidth(260)
+        self.meter.setTextVisible(True)
+        header.addWidget(self.title_label, 1)
+        header.addWidget(self.meter)
+        header.addWidget(self.model_button)
+        return header
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&New chat", self.new_chat, QKeySequence.StandardKey.New)
@@ -225,22 +294,29 @@ class MainWindow(QMainWindow):
         self._action(edit_menu, "&Preferences…", self.open_settings, "Ctrl+,")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, f"&About {APP_NAME}", self.show_about)
-        QShortcut(QKeySequence("Ctrl+F"), self, self.focus_search)
-        QShortcut(QKeySequence("Escape"), self, self.stop)
+        QShortcut(QKeySequence("Ctrl+F"), self, self._when_attached(self.focus_search))
+        QShortcut(QKeySequence("Escape"), self, self._when_attached(self.stop))
 
     def _action(self, menu: QMenu, text: str, slot: Any, shortcut: Any = None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
+        action.triggered.connect(self._when_attached(slot))
         menu.addAction(action)
         return action
+
+    def _when_attached(self, slot: Any) -> Any:
+        """``slot``, but only once the chat is open in the window (see ``attach``);
+        Quit always works."""
+        return lambda *_: slot() if self.attached or slot == self.close else None
 
     def _update_welcome(self) -> None:
         """The first-run page until there is a key, a server URL or any conversation.
 
         The keyring is asked last: it is slow to load and usually not needed.
         """
+        from desktop_chat import secrets
+
         provider = self.workspace.settings.provider()
         configured = bool(provider.base_url) or self.repo.count_conversations() > 0
         if not configured:
@@ -253,6 +329,8 @@ class MainWindow(QMainWindow):
     # -- conversations ------------------------------------------------------
 
     def _on_list_clicked(self, index: QModelIndex) -> None:
+        from desktop_chat.gui.conversation_list import Roles as ListRoles
+
         conversation_id = index.data(ListRoles.CONVERSATION_ID)
         message_id = index.data(ListRoles.MESSAGE_ID)
         if conversation_id:
@@ -335,6 +413,8 @@ class MainWindow(QMainWindow):
         self._select_in_list(self.current_id)
 
     def _on_list_menu(self, pos: QPoint) -> None:
+        from desktop_chat.gui.conversation_list import Roles as ListRoles
+
         index = self.list_view.indexAt(pos)
         conversation_id = index.data(ListRoles.CONVERSATION_ID) if index.isValid() else None
         if not conversation_id:
@@ -408,6 +488,8 @@ class MainWindow(QMainWindow):
         self._start(turn)
 
     def _start(self, turn: Turn) -> None:
+        from desktop_chat.gui.workers import StreamHandle
+
         conversation_id = turn.conversation_id
         handle = StreamHandle(self.service, turn)
         self.streams[conversation_id] = handle
@@ -443,6 +525,9 @@ class MainWindow(QMainWindow):
             self.chat_model.update_message(message_id, content=text)
 
     def _on_reply_finished(self, conversation_id: str, result: ReplyFinished) -> None:
+        from desktop_chat.core.types import MessageStatus
+        from desktop_chat.gui.workers import run_job
+
         handle = self.streams.pop(conversation_id, None)
         if handle is not None:
             handle.thread.wait(2000)
@@ -528,6 +613,8 @@ class MainWindow(QMainWindow):
         Planning reads the whole thread and counts what has not been counted
         yet (a long imported chat: seconds), so it stays off the GUI thread.
         """
+        from desktop_chat.gui.workers import run_job
+
         self._plan_generation += 1
         generation, conversation_id = self._plan_generation, self.current_id
         if conversation_id is None:
@@ -553,6 +640,8 @@ class MainWindow(QMainWindow):
         run_job(lambda: self.service.plan(conversation_id, draft=draft), planned, failed)
 
     def _show_plan(self, plan: Any) -> None:
+        from desktop_chat.services.chat import DRAFT_ID
+
         used = plan.total_tokens
         self.meter.setRange(0, max(1, plan.window))
         self.meter.setValue(min(used, plan.window))
@@ -636,6 +725,9 @@ class MainWindow(QMainWindow):
             return
         import threading
 
+        from desktop_chat.gui.workers import run_job
+        from desktop_chat.services import transfer
+
         cancel = threading.Event()
         dialog = QProgressDialog("Importing…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
@@ -689,6 +781,9 @@ class MainWindow(QMainWindow):
         self.export_conversations(None)
 
     def export_conversations(self, ids: list[str] | None) -> None:
+        from desktop_chat.gui.workers import run_job
+        from desktop_chat.services import transfer
+
         path, chosen = QFileDialog.getSaveFileName(
             self,
             "Export",
@@ -713,6 +808,7 @@ class MainWindow(QMainWindow):
         )
 
     def back_up_now(self) -> None:
+        from desktop_chat.gui.workers import run_job
         from desktop_chat.storage import backup
 
         paths = self.workspace.paths
@@ -760,20 +856,27 @@ class MainWindow(QMainWindow):
 
     @property
     def _state_file(self) -> Path:
-        return self.workspace.paths.config / "window.json"
+        return state_file(self.workspace.paths.config)
+
+    def _restore_layout(self, state: dict[str, Any]) -> None:
+        """Size, place and splitter as the window was last closed (a damaged file: none)."""
+        try:
+            geometry = base64.b64decode(state.get("geometry") or "", validate=True)
+            splitter = base64.b64decode(state.get("splitter") or "", validate=True)
+        except (TypeError, ValueError):
+            return
+        if geometry:
+            self.restoreGeometry(QByteArray(geometry))
+        if splitter:
+            self.splitter.restoreState(QByteArray(splitter))
 
     def _restore_state(self) -> None:
-        try:
-            state = json.loads(self._state_file.read_text())
-        except (OSError, ValueError):
-            state = {}
-        if geometry := state.get("geometry"):
-            self.restoreGeometry(QByteArray(base64.b64decode(geometry)))
-        if splitter := state.get("splitter"):
-            self.splitter.restoreState(QByteArray(base64.b64decode(splitter)))
+        state = read_state(self._state_file)
+        if not self.isVisible():  # a frame on screen has its layout already
+            self._restore_layout(state)
         last = state.get("last_conversation")
         self.open_conversation(None)
-        if last and self.list_model.row_of(last) >= 0:
+        if isinstance(last, str) and self._exists(last):
             # After the first paint: rendering its Markdown and code (and loading
             # the libraries for it) would hold the window back by ~100 ms.
             self._select_in_list(last)
@@ -784,6 +887,14 @@ class MainWindow(QMainWindow):
 
             QTimer.singleShot(0, reopen)
         self._update_welcome()
+
+    def _exists(self, conversation_id: str) -> bool:
+        """Whether a conversation is stored (also one far down the list, or archived)."""
+        try:
+            self.repo.get_conversation(conversation_id)
+        except UserFacingError:
+            return False
+        return True
 
     def _save_state(self) -> None:
         state = {
@@ -798,6 +909,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop every stream (its text so far is saved) and remember the window."""
+        if not self.attached:  # closed while starting: nothing to stop or remember
+            super().closeEvent(event)
+            return
         for handle in list(self.streams.values()):
             handle.stop()
         for handle in list(self.streams.values()):

@@ -430,6 +430,61 @@ def test_size_splitter_and_last_chat_are_restored(
     again.close()
 
 
+def test_the_last_chat_is_reopened_even_far_down_the_list(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_chat.gui import conversation_list
+
+    monkeypatch.setattr(conversation_list, "PAGE", 2)
+    (old,) = seed(workspace, ["Old"])
+    seed(workspace, ["Newer", "Newest"])
+    window.reload_list()
+    window.open_conversation(old)
+    window.close()
+
+    again = MainWindow(workspace)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.list_model.row_of(old) < 0  # not on the list's first page
+    qtbot.waitUntil(lambda: again.current_id == old)
+    assert again.title_label.text() == "Old"
+    again.close()
+
+
+def test_the_frame_shows_first_and_the_chat_opens_in_it(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace
+) -> None:
+    """As the app starts: the window's frame (restored size and panes) is painted
+    before the database opens; until then its menus and shortcuts do nothing."""
+    from desktop_chat.gui.application import after_first_paint
+    from desktop_chat.gui.main_window import read_state, state_file
+
+    (first,) = seed(workspace, ["First"])
+    window.reload_list()
+    window.open_conversation(first)
+    window.resize(700, 500)
+    window.splitter.setSizes([200, 500])
+    sizes = window.splitter.sizes()
+    window.close()
+
+    frame = MainWindow(state=read_state(state_file(workspace.paths.config)))
+    qtbot.addWidget(frame)
+    frame.show()
+    opened: list[bool] = []
+    after_first_paint(frame, lambda: opened.append(True) or frame.attach(workspace))
+    assert not opened  # nothing is opened before the frame is on screen
+    menu = {a.text(): a for a in frame.menuBar().actions()[0].menu().actions()}
+    menu["&New chat"].trigger()  # inert: there is no chat yet
+    assert not frame.attached
+    qtbot.waitUntil(lambda: frame.attached)
+    assert (frame.width(), frame.height()) == (700, 500)
+    assert frame.splitter.sizes() == sizes
+    qtbot.waitUntil(lambda: frame.current_id == first)
+    menu["&New chat"].trigger()
+    assert frame.current_id is None
+    frame.close()
+
+
 def test_an_unexpected_error_is_logged_and_told_once_with_details(
     qtbot: QtBot,
     window: MainWindow,
