@@ -2,6 +2,7 @@
 
 - cold start to first paint with 10,000 conversations stored, vs a bare QMainWindow (<= 1.3x)
 - open a 10,000-message conversation to first paint (<= 100 ms)
+- open and paint a chat with a hostile message (1 MB, unbroken, 10,000 lines, ...)
 - longest event-loop stalls while a reply streams at ~200 tokens/s into a long chat (p99 <= 16 ms)
 - RSS after opening 20 conversations of 2,000 messages each (<= 150 MB)
 
@@ -138,6 +139,29 @@ def measure_open(app: Any, window: Any, conversation_id: str) -> None:
     print(f"open a 10,000-message conversation to first paint: {median:.0f} ms (target <= 100 ms)")
 
 
+def measure_hostile(app: Any, window: Any) -> None:
+    """Open a chat whose reply is a hostile message (tests/support/hostile.py) and paint it."""
+    from desktop_chat.core.types import Role
+    from tests.support.hostile import TEXTS
+
+    repo = window.repo
+    figures = []
+    for name, text in TEXTS.items():
+        conversation = repo.create_conversation(title=f"hostile {name}")
+        question = repo.append_message(conversation.id, None, Role.USER, "show me")
+        repo.append_message(conversation.id, question.id, Role.ASSISTANT, text)
+        window.open_conversation(None)
+        app.processEvents()
+        started = time.perf_counter()
+        window.open_conversation(conversation.id)
+        window.chat_view.viewport().repaint()
+        figures.append(f"{name} {(time.perf_counter() - started) * 1000:.0f} ms")
+    print(
+        f"open and paint a hostile message (1 MB, unbroken, 10,000 lines, NUL, RTL+emoji, "
+        f"HTML): {', '.join(figures)} (target: no freeze, each <= 100 ms as for any chat)"
+    )
+
+
 def measure_stalls(app: Any, window: Any, conversation_id: str) -> None:
     from PySide6.QtCore import QElapsedTimer, QTimer
 
@@ -204,6 +228,7 @@ def main() -> int:
     start_prewarm().join()
     app.processEvents()
     measure_open(app, window, huge_id)
+    measure_hostile(app, window)
     measure_stalls(app, window, huge_id)
     for conversation_id in long_ids:
         window.open_conversation(conversation_id)

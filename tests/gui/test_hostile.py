@@ -12,20 +12,13 @@ from desktop_chat.gui.chat_view import DISPLAY_LIMIT
 from desktop_chat.gui.chat_view import Roles as ChatRoles
 from desktop_chat.gui.main_window import MainWindow
 from desktop_chat.services.workspace import Workspace
-
-HOSTILE = {
-    "megabyte": "word " * 200_000,
-    "unbroken": "x" * 1_000_000,
-    "lines": "\n".join(f"line {i}" for i in range(10_000)),
-    "rtl-emoji": "مرحبا 👩‍👩‍👧‍👦 שלום " * 1000,
-    "nul": "a\x00b",
-}
+from tests.support.hostile import TEXTS
 
 
 def test_hostile_messages_render_promptly(
     qtbot: QtBot, window: MainWindow, workspace: Workspace
 ) -> None:
-    for name, text in HOSTILE.items():
+    for name, text in TEXTS.items():
         conv = workspace.repo.create_conversation(title=name)
         user = workspace.repo.append_message(conv.id, None, Role.USER, "show me")
         workspace.repo.append_message(conv.id, user.id, Role.ASSISTANT, text)

@@ -10,21 +10,12 @@ import pytest
 from desktop_chat.core.types import Role
 from desktop_chat.services import transfer
 from desktop_chat.services.workspace import Workspace
-
-CASES = {
-    "megabyte": "word " * 200_000,
-    "unbroken": "x" * 1_000_000,
-    "nul": "before\x00after",
-    "rtl": "مرحبا بالعالم — שלום עולם",
-    "emoji": "family 👩‍👩‍👧‍👦 party 🎉 flag 🇵🇹",
-    "lines": "\n".join(f"line {i}" for i in range(10_000)),
-    "html": "<script>alert(1)</script><img src='http://example.com/x.png'>",
-}
+from tests.support.hostile import TEXTS
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", TEXTS)
 def test_stored_searched_and_exported_intact(name: str) -> None:
-    text = CASES[name]
+    text = TEXTS[name]
     workspace = Workspace.open()
     conv = workspace.repo.create_conversation(title=name)
     message = workspace.repo.append_message(conv.id, None, Role.USER, text)
