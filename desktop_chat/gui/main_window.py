@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.attached = False
         self._undo: ConversationTree | None = None
         self._plan_generation = 0  # results of older background plans are dropped
+        self._meter_for: str | None = None  # the chat the context meter speaks of
         self.setWindowTitle(APP_NAME)
         self.resize(1100, 760)
         self._build_menus()
@@ -621,7 +622,14 @@ class MainWindow(QMainWindow):
             self.meter.setRange(0, 1)
             self.meter.setValue(0)
             self.meter.setFormat("Empty chat")
+            self._meter_for = None
             return
+        if self._meter_for != conversation_id:  # not the last chat's figures meanwhile
+            self._meter_for = conversation_id
+            self.meter.setRange(0, 1)
+            self.meter.setValue(0)
+            self.meter.setFormat("Counting…")
+            self.meter.setToolTip("")
         draft = self.composer.edit.toPlainText()
 
         def planned(plan: Any) -> None:

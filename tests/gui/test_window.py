@@ -437,7 +437,7 @@ def test_the_last_chat_is_reopened_even_far_down_the_list(
 
     monkeypatch.setattr(conversation_list, "PAGE", 2)
     (old,) = seed(workspace, ["Old"])
-    seed(workspace, ["Newer", "Newest"])
+    newer, _ = seed(workspace, ["Newer", "Newest"])
     window.reload_list()
     window.open_conversation(old)
     window.close()
@@ -448,6 +448,11 @@ def test_the_last_chat_is_reopened_even_far_down_the_list(
     assert again.list_model.row_of(old) < 0  # not on the list's first page
     qtbot.waitUntil(lambda: again.current_id == old)
     assert again.title_label.text() == "Old"
+    qtbot.waitUntil(lambda: "tokens" in again.meter.format())
+    again.open_conversation(newer)
+    again.refresh_context_meter()
+    assert again.meter.format() == "Counting…"  # not the figures of the chat before
+    qtbot.waitUntil(lambda: "tokens" in again.meter.format())
     again.close()
 
 
