@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.streams: dict[str, StreamHandle] = {}
+        self._ending: set[StreamHandle] = set()  # replies told finished, threads ending
         self.current_id: str | None = None
         self.restart_requested = False
         self.attached = False
@@ -531,7 +532,11 @@ class MainWindow(QMainWindow):
 
         handle = self.streams.pop(conversation_id, None)
         if handle is not None:
-            handle.thread.wait(2000)
+            # Its thread ends a moment later: keep it until then, without waiting here.
+            self._ending.add(handle)
+            handle.thread.finished.connect(lambda: self._ending.discard(handle))
+            if handle.thread.isFinished():
+                self._ending.discard(handle)
         if conversation_id == self.current_id:
             self.composer.set_streaming(False)
             self.chat_model.reload()
@@ -925,6 +930,8 @@ class MainWindow(QMainWindow):
         for handle in list(self.streams.values()):
             if not handle.wait(5000):
                 log.warning("a reply did not stop within 5 s")
+        for handle in list(self._ending):
+            handle.thread.wait(2000)
         self._save_state()
         self._plan_generation += 1  # a plan still running finds no meter to show on
         super().closeEvent(event)
