@@ -116,6 +116,8 @@ def start_prewarm() -> threading.Thread:
     Both take a noticeable moment the first time (see llm.warmup); the first
     plan and the first Send should not wait for them.
     """
+    import gc
+
     from desktop_chat.core import tokens
     from desktop_chat.llm.warmup import prewarm
 
@@ -123,6 +125,9 @@ def start_prewarm() -> threading.Thread:
         try:
             tokens.encoding_for("")  # o200k_base: current OpenAI models, and the fallback
             prewarm()
+            # What is loaded now lives as long as the app: keep it out of the garbage
+            # collector's full passes, which otherwise hold the GIL (and the window) ~60 ms.
+            gc.freeze()
         except Exception:  # e.g. the app quit first: imports fail at interpreter shutdown
             log.debug("prewarm stopped", exc_info=True)
 
