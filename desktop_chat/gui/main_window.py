@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,37 @@ class WelcomePage(QWidget):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         layout.addStretch(2)
+
+
+class JobProgress:
+    """A progress dialog for work in the thread pool: the job calls ``report(done, total)``
+    from its thread, the dialog shows the latest figures ten times a second."""
+
+    def __init__(self, label: str, parent: QWidget, cancel: threading.Event | None = None) -> None:
+        self.dialog = QProgressDialog(label, "Cancel", 0, 0, parent)
+        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        self.dialog.setMinimumDuration(300)
+        if cancel is None:
+            self.dialog.setCancelButton(None)
+        else:
+            self.dialog.canceled.connect(cancel.set)
+        self._figures = (0, 0)
+        self._timer = QTimer(self.dialog, interval=100)
+        self._timer.timeout.connect(self._show)
+        self._timer.start()
+
+    def report(self, done: int, total: int | None) -> None:
+        self._figures = (done, total or 0)
+
+    def _show(self) -> None:
+        done, total = self._figures
+        self.dialog.setMaximum(total)
+        self.dialog.setValue(done)
+
+    def close(self) -> None:
+        self._timer.stop()
+        self.dialog.reset()
+        self.dialog.deleteLater()
 
 
 def state_file(config: Path) -> Path:
@@ -281,6 +313,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Import…", self.import_file, "Ctrl+I")
         self._action(file_menu, "&Export this chat…", self.export_current, "Ctrl+E")
         self._action(file_menu, "Export &all…", self.export_all)
+        self._action(file_menu, "Export all to a &folder…", self.export_to_folder)
         file_menu.addSeparator()
         self._action(file_menu, "Back &up now", self.back_up_now)
         self._action(file_menu, "Restore a &backup…", self.restore_backup)
@@ -736,32 +769,14 @@ class MainWindow(QMainWindow):
         )
         if not path:
             return
-        import threading
-
         from desktop_chat.gui.workers import run_job
         from desktop_chat.services import transfer
 
         cancel = threading.Event()
-        dialog = QProgressDialog("Importing…", "Cancel", 0, 0, self)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)
-        dialog.canceled.connect(cancel.set)
-        progress_state = {"done": 0, "total": 0}
-
-        def progress(done: int, total: int | None) -> None:
-            progress_state["done"], progress_state["total"] = done, total or 0
-
-        def show_progress() -> None:
-            dialog.setMaximum(progress_state["total"])
-            dialog.setValue(progress_state["done"])
-
-        timer = QTimer(dialog, interval=100)
-        timer.timeout.connect(show_progress)
-        timer.start()
+        progress = JobProgress("Importing…", self, cancel)
 
         def done(outcome: Any) -> None:
-            timer.stop()
-            dialog.reset()
+            progress.close()
             fmt, result = outcome
             self.reload_list()
             self._update_welcome()
@@ -774,12 +789,13 @@ class MainWindow(QMainWindow):
             )
 
         def failed(exc: Exception) -> None:
-            timer.stop()
-            dialog.reset()
+            progress.close()
             self.show_error(exc)
 
         run_job(
-            lambda: transfer.import_file(self.repo, Path(path), progress=progress, cancel=cancel),
+            lambda: transfer.import_file(
+                self.repo, Path(path), progress=progress.report, cancel=cancel
+            ),
             done,
             failed,
         )
@@ -792,6 +808,30 @@ class MainWindow(QMainWindow):
 
     def export_all(self) -> None:
         self.export_conversations(None)
+
+    def export_to_folder(self) -> None:
+        """Every conversation as one JSON and one Markdown file, named after its title."""
+        from desktop_chat.gui.workers import run_job
+        from desktop_chat.services import transfer
+
+        folder = QFileDialog.getExistingDirectory(self, "Export all to a folder", str(Path.home()))
+        if not folder:
+            return
+        progress = JobProgress("Exporting…", self)
+
+        def done(count: int) -> None:
+            progress.close()
+            self.statusBar().showMessage(f"Exported {count} conversation(s) to {folder}", 8000)
+
+        def failed(exc: Exception) -> None:
+            progress.close()
+            self.show_error(exc)
+
+        run_job(
+            lambda: transfer.export_folder(self.repo, Path(folder), None, progress=progress.report),
+            done,
+            failed,
+        )
 
     def export_conversations(self, ids: list[str] | None) -> None:
         from desktop_chat.gui.workers import run_job

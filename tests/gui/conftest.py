@@ -14,6 +14,18 @@ from desktop_chat.services.workspace import Workspace
 from tests.support.fake_openai import FakeOpenAI
 
 
+@pytest.fixture(autouse=True)
+def no_modal_dialogs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message box left to run its own event loop would wait for a click forever:
+    in tests it fails with its text instead."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def refuse(box: QMessageBox) -> int:
+        raise AssertionError(f"a modal dialog opened: {box.text()!r}")
+
+    monkeypatch.setattr(QMessageBox, "exec", refuse)
+
+
 @pytest.fixture
 def workspace(fake_openai: FakeOpenAI) -> Iterator[Workspace]:
     create_application()

@@ -229,6 +229,78 @@ def test_export_from_the_menu(
     assert data["conversations"][0]["title"] == "Exported"
 
 
+def test_export_all_to_a_folder_from_the_menu(
+    qtbot: QtBot,
+    window: MainWindow,
+    workspace: Workspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    seed(workspace, ["Same title", "Same title", "a/b: c?"])
+    target = tmp_path / "chats"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))
+    menu = {a.text(): a for a in window.menuBar().actions()[0].menu().actions()}
+    menu["Export all to a &folder…"].trigger()
+    qtbot.waitUntil(lambda: "Exported 3" in window.statusBar().currentMessage(), timeout=TIMEOUT)
+    names = sorted(p.name for p in target.iterdir())
+    assert names == [
+        "Same title (2).json",
+        "Same title (2).md",
+        "Same title.json",
+        "Same title.md",
+        "a b c.json",
+        "a b c.md",
+    ]
+    document = json.loads((target / "a b c.json").read_text())
+    assert document["conversations"][0]["title"] == "a/b: c?"
+    assert "a/b: c?" in (target / "a b c.md").read_text()
+
+
+SHARED_EXPORT = (
+    Path(__file__).resolve().parents[3]
+    / "shared/data/chatgpt-exports/cosmax2018-2025-12-full-export.json"
+)
+
+
+def test_import_from_the_menu_and_cancel_it(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """File → Import…: a real ChatGPT export comes in; a cancelled import adds nothing."""
+    from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QPushButton
+
+    from desktop_chat.services import transfer
+
+    told: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _p, _t, text: told.append(text))
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a: told.append(text))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(SHARED_EXPORT), ""))
+    real_import = transfer.import_file
+
+    def import_after_cancel(*args: object, cancel: object, **kwargs: object) -> object:
+        assert cancel.wait(5)  # type: ignore[attr-defined]  # the user pressed Cancel
+        return real_import(*args, cancel=cancel, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer, "import_file", import_after_cancel)
+    window.import_file()
+    dialog = window.findChild(QProgressDialog)
+    qtbot.waitUntil(dialog.isVisible, timeout=TIMEOUT)  # shown once the work takes a while
+    (cancel_button,) = dialog.findChildren(QPushButton)
+    assert cancel_button.text() == "Cancel"
+    cancel_button.click()
+    qtbot.waitUntil(lambda: bool(told), timeout=TIMEOUT)
+    assert "cancelled" in told[0].lower()
+    assert workspace.repo.count_conversations() == 0
+
+    monkeypatch.setattr(transfer, "import_file", real_import)
+    told.clear()
+    window.import_file()
+    qtbot.waitUntil(lambda: bool(told), timeout=TIMEOUT)
+    assert told[0].startswith("Imported 37 conversation(s) and 775 message(s) from a chatgpt")
+    assert window.list_model.rowCount() == 37
+
+
 def test_long_conversation_opens_at_the_newest_and_pages_back(
     qtbot: QtBot, window: MainWindow, workspace: Workspace
 ) -> None:
