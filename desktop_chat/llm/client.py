@@ -96,6 +96,8 @@ class ChatClient:
         self.provider = provider
         self._client: Any = None
         self._lock = threading.Lock()
+        # (model, field) pairs the server refused; later requests adapt before asking.
+        self._refused: set[tuple[str, str]] = set()
 
     @property
     def where(self) -> str:
@@ -193,27 +195,56 @@ class ChatClient:
     def _open_stream(
         self, model: str, messages: list[dict[str, str]], options: dict[str, Any]
     ) -> Any:
-        """Start the request; servers that reject ``stream_options`` get it without."""
+        """Start the request, with usage reported at the end where the server can."""
+        import openai
+
+        try:
+            return self._create(
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **options,
+            )
+        except openai.OpenAIError as exc:
+            raise self._request_error(exc, model) from exc
+
+    def _create(self, **request: Any) -> Any:
+        """``chat.completions.create``, adapted to what this server refuses for this model.
+
+        Servers differ on optional fields: older local servers reject
+        ``stream_options``; OpenAI's reasoning models (o-series, gpt-5) reject
+        ``max_tokens`` for ``max_completion_tokens`` and any ``temperature`` but
+        the default. A 400 (or FastAPI's 422) naming such a field is answered by
+        asking again without it, and remembered for the model.
+        """
         import openai
 
         create = self._sdk().chat.completions.create
-        try:
+        while True:
+            request = self._adapted(request)
             try:
-                return create(
-                    model=model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    **options,
-                )
-            # 422 is how FastAPI-based servers reject an unknown field.
+                return create(**request)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if "stream_options" not in str(exc) and "include_usage" not in str(exc):
+                refused = _refused_field(exc, request)
+                if refused is None or (request["model"], refused) in self._refused:
                     raise
-                log.info("server rejected stream_options; retrying without usage")
-                return create(model=model, messages=messages, stream=True, **options)
-        except openai.OpenAIError as exc:
-            raise self._request_error(exc, model) from exc
+                log.info(
+                    "the server refused %s for %s; asking without it", refused, request["model"]
+                )
+                with self._lock:
+                    self._refused.add((request["model"], refused))
+
+    def _adapted(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            refused = {name for model, name in self._refused if model == request["model"]}
+        # OpenAI itself takes max_completion_tokens for every model (max_tokens is deprecated).
+        if self._is_openai:
+            refused.add("max_tokens")
+        adapted = {k: v for k, v in request.items() if k not in refused}
+        if "max_tokens" in refused and "max_tokens" in request:
+            adapted["max_completion_tokens"] = request["max_tokens"]
+        return adapted
 
     def complete(
         self,
@@ -227,7 +258,7 @@ class ChatClient:
         import openai
 
         try:
-            reply = self._sdk().chat.completions.create(
+            reply = self._create(
                 model=model,
                 messages=messages,
                 stream=False,
@@ -478,6 +509,21 @@ def _interrupt(stream: Any) -> None:
         return
     with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def _refused_field(exc: Exception, request: dict[str, Any]) -> str | None:
+    """The optional request field a 400 says the server does not accept, if any."""
+    body = _error_body(exc)
+    said = f"{body.get('message') or exc} {body.get('param') or ''}"
+    if "stream_options" in request and ("stream_options" in said or "include_usage" in said):
+        return "stream_options"
+    # OpenAI: "Unsupported parameter: 'max_tokens' ... Use 'max_completion_tokens' instead."
+    if "max_tokens" in request and "max_completion_tokens" in said:
+        return "max_tokens"
+    # OpenAI: "Unsupported value: 'temperature' does not support 0.2 with this model."
+    if "temperature" in request and body.get("param") == "temperature":
+        return "temperature"
+    return None
 
 
 def _options(temperature: float | None, max_tokens: int | None) -> dict[str, Any]:

@@ -38,6 +38,9 @@ class Reply:
     malformed_after: int | None = None  # chunks sent before a chunk that is not JSON
     reject_stream_options: bool = False
     reject_status: int = 400  # how stream_options is rejected (FastAPI servers say 422)
+    # Fields refused as OpenAI's reasoning models refuse them ("max_tokens", "temperature"),
+    # in every request that carries them.
+    refuse: tuple[str, ...] = ()
     header_delay: float = 0.0  # seconds before the status line: the client's timeout fires first
     # When set, the streamed body is exactly these ``data:`` payloads (a str is sent as is,
     # anything else as JSON) instead of role/text/finish/usage chunks; ``send_done`` still applies.
@@ -53,6 +56,25 @@ def error(
     status: int, message: str, *, code: str | None = None, kind: str = "invalid_request_error"
 ) -> Reply:
     return Reply(status=status, error={"message": message, "type": kind, "code": code})
+
+
+# OpenAI's words (2025-2026) when a reasoning model is sent a field it does not take.
+REFUSALS = {
+    "max_tokens": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+        "Use 'max_completion_tokens' instead.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unsupported_parameter",
+    },
+    "temperature": {
+        "message": "Unsupported value: 'temperature' does not support 0.2 with this model. "
+        "Only the default (1) value is supported.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_value",
+    },
+}
 
 
 @dataclass
@@ -194,6 +216,11 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             self.server_state.push_front(dataclasses.replace(reply, reject_stream_options=False))
+            return
+        refused = [name for name in reply.refuse if isinstance(body, dict) and name in body]
+        if refused:
+            self._json(400, {"error": REFUSALS[refused[0]]})
+            self.server_state.push_front(reply)
             return
         if reply.status != 200:
             self._json(reply.status, {"error": reply.error or {"message": "error"}})

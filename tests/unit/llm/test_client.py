@@ -69,6 +69,60 @@ def test_retries_without_stream_options_when_rejected(fake_openai: FakeOpenAI, s
     assert "stream_options" not in second.body
 
 
+def test_a_reasoning_model_gets_the_fields_it_takes(fake_openai: FakeOpenAI) -> None:
+    """Like OpenAI's o-series and gpt-5: max_tokens and temperature are refused with a 400;
+    the client asks again without them, and remembers it for the next request."""
+    client = client_for(fake_openai)
+    reasoning = ("max_tokens", "temperature")
+    fake_openai.enqueue(stream("thought", refuse=reasoning))
+    events = list(client.stream("o9", MESSAGES, temperature=0.2, max_tokens=500))
+    assert [e.text for e in events if isinstance(e, Delta)] == ["thought"]
+    accepted = fake_openai.chat_requests()[-1].body
+    assert accepted["max_completion_tokens"] == 500
+    assert "max_tokens" not in accepted
+    assert "temperature" not in accepted
+    assert len(fake_openai.chat_requests()) == 3
+
+    fake_openai.enqueue(Reply(texts=["A title"], refuse=reasoning))
+    assert client.complete("o9", MESSAGES, max_tokens=24, temperature=0.2) == "A title"
+    assert len(fake_openai.chat_requests()) == 4  # learned: no refused request this time
+    assert fake_openai.chat_requests()[-1].body["max_completion_tokens"] == 24
+
+    fake_openai.enqueue(stream("plain"))  # another model on the same server keeps its fields
+    list(client.stream("gpt-4o-mini", MESSAGES, temperature=0.2, max_tokens=500))
+    assert fake_openai.chat_requests()[-1].body["max_tokens"] == 500
+    assert fake_openai.chat_requests()[-1].body["temperature"] == 0.2
+
+
+def test_openai_itself_is_sent_max_completion_tokens() -> None:
+    """api.openai.com takes it for every model (max_tokens is deprecated there)."""
+    request = {"model": "gpt-5", "max_tokens": 24}
+    assert ChatClient(ProviderConfig())._adapted(request) == {
+        "model": "gpt-5",
+        "max_completion_tokens": 24,
+    }
+    local = ChatClient(ProviderConfig(base_url="http://127.0.0.1:8080/v1"))
+    assert local._adapted(request) == request
+
+
+def test_other_bad_requests_are_not_retried(fake_openai: FakeOpenAI) -> None:
+    fake_openai.enqueue(
+        Reply(
+            status=400,
+            error={
+                "message": "max_tokens is too large: 900000. This model supports at most "
+                "16384 completion tokens.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": None,
+            },
+        )
+    )
+    with pytest.raises(ApiError, match="max_tokens is too large"):
+        list(client_for(fake_openai).stream("m", MESSAGES, max_tokens=900_000))
+    assert len(fake_openai.chat_requests()) == 1
+
+
 def test_cancel_between_chunks_closes_the_stream(fake_openai: FakeOpenAI) -> None:
     fake_openai.enqueue(stream(*[f"w{i} " for i in range(200)], delay=0.02))
     cancel = threading.Event()
