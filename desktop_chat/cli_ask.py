@@ -88,7 +88,7 @@ def run_ask(
                 sys.stdout.write(event.text[printed:])
                 sys.stdout.flush()
                 printed = len(event.text)
-            elif isinstance(event, ReplyStatus):
+            elif isinstance(event, ReplyStatus) and event.text:
                 print(event.text, file=sys.stderr)
             elif isinstance(event, ReplyFinished):
                 finished = event

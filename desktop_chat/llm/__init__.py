@@ -10,6 +10,7 @@ from desktop_chat.llm.client import (
     Finished,
     ProviderConfig,
     StreamEvent,
+    Thinking,
     Usage,
     is_retryable,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "Finished",
     "ProviderConfig",
     "StreamEvent",
+    "Thinking",
     "Usage",
     "is_retryable",
 ]

@@ -42,6 +42,14 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """Reasoning streamed before the answer (``reasoning_content`` from llama.cpp, vLLM and
+    DeepSeek, ``reasoning`` from Ollama and OpenRouter)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -52,7 +60,7 @@ class Finished:
     reason: str | None  # "stop", "length", "content_filter", "cancelled", ...
 
 
-StreamEvent = Delta | Usage | Finished
+StreamEvent = Delta | Thinking | Usage | Finished
 
 
 class Cancel(threading.Event):
@@ -155,7 +163,7 @@ class ChatClient:
                         if isinstance(event, Finished):
                             finish = event.reason
                         else:
-                            got_text = got_text or isinstance(event, Delta)
+                            got_text = got_text or isinstance(event, Delta | Thinking)
                             yield event
                     # Stop pressed while the consumer handled these events: do not
                     # wait for (and show) another chunk first.
@@ -557,6 +565,7 @@ def _chunk_events(chunk: Any) -> Iterator[StreamEvent]:
     for choice in choices or ():
         delta = getattr(choice, "delta", None)
         text = getattr(delta, "content", None)
+        thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
         reason = getattr(choice, "finish_reason", None)
         if (
             isinstance(choice, _PRIMITIVES)
@@ -564,6 +573,8 @@ def _chunk_events(chunk: Any) -> Iterator[StreamEvent]:
             or not isinstance(reason, str | None)
         ):
             raise _MalformedChunkError(f"unexpected choice: {choice!r:.300}")
+        if isinstance(thought, str) and thought:
+            yield Thinking(thought)
         if text:
             yield Delta(text)
         if reason:

@@ -29,7 +29,7 @@ from desktop_chat.core.types import (
     utcnow,
 )
 from desktop_chat.errors import ApiError, UserFacingError
-from desktop_chat.llm.client import ChatClient, Delta, Finished, ProviderConfig, Usage
+from desktop_chat.llm.client import ChatClient, Delta, Finished, ProviderConfig, Thinking, Usage
 from desktop_chat.services.settings import Provider
 from desktop_chat.services.workspace import Workspace
 
@@ -96,6 +96,8 @@ class _Reply:
 
     message: Message | None = None
     parts: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    saved_at: float = field(default_factory=time.monotonic)  # when the text was last saved
     usage: tuple[int, int] | None = None
     status: MessageStatus = MessageStatus.COMPLETE
     error: UserFacingError | None = None
@@ -325,7 +327,6 @@ class ChatService:
         # message (the policy may also have left it out, then it is added).
         if prefix and messages[-1:] != [{"role": "assistant", "content": prefix}]:
             messages = [*messages, {"role": "assistant", "content": prefix}]
-        last_save = time.monotonic()
         for event in client.stream(
             turn.model,
             messages,
@@ -333,22 +334,32 @@ class ChatService:
             max_tokens=self._reply_cap(conversation, plan),
             cancel=cancel,
         ):
-            if isinstance(event, Delta):
-                if reply.message is None:
-                    reply.message = self._new_reply(turn, MessageStatus.STREAMING)
-                    yield ReplyStarted(reply.message)
-                reply.parts.append(event.text)
-                text = "".join(reply.parts)
-                yield ReplyText(reply.message.id, text)
-                if time.monotonic() - last_save >= SAVE_EVERY:
-                    self.repo.update_message(reply.message.id, content=text)
-                    last_save = time.monotonic()
+            if isinstance(event, Thinking):
+                if not reply.thinking and not reply.parts:
+                    yield ReplyStatus("Thinking…")
+                reply.thinking.append(event.text)
+            elif isinstance(event, Delta):
+                yield from self._add_text(turn, reply, event.text)
             elif isinstance(event, Usage):
                 reply.usage = (event.prompt_tokens, event.completion_tokens)
             elif isinstance(event, Finished):
                 reply.finish_reason = event.reason
                 if event.reason == "cancelled":
                     reply.status = MessageStatus.STOPPED
+
+    def _add_text(self, turn: Turn, reply: _Reply, text: str) -> Iterator[TurnEvent]:
+        """A piece of the answer: shown at once, saved every SAVE_EVERY seconds."""
+        if reply.thinking and not reply.parts:
+            yield ReplyStatus("")  # the answer itself begins
+        if reply.message is None:
+            reply.message = self._new_reply(turn, MessageStatus.STREAMING)
+            yield ReplyStarted(reply.message)
+        reply.parts.append(text)
+        whole = "".join(reply.parts)
+        yield ReplyText(reply.message.id, whole)
+        if time.monotonic() - reply.saved_at >= SAVE_EVERY:
+            self.repo.update_message(reply.message.id, content=whole)
+            reply.saved_at = time.monotonic()
 
     def _reply_cap(self, conversation: Conversation, plan: ContextPlan) -> int | None:
         """The reply limit sent with the request.
@@ -390,6 +401,8 @@ class ChatService:
         metadata = {k: v for k, v in message.metadata.items() if k != "finish_reason"}
         if reply.finish_reason == "length":
             metadata["finish_reason"] = "length"
+        if reply.thinking:  # kept beside the answer, as imported Claude thinking is
+            metadata["thinking"] = "".join(reply.thinking)
         if metadata != message.metadata:
             fields["metadata"] = metadata
         self.repo.update_message(message.id, **fields)

@@ -46,6 +46,10 @@ class Reply:
     # anything else as JSON) instead of role/text/finish/usage chunks; ``send_done`` still applies.
     raw_events: list[Any] | None = None
     model: str = "gpt-4o-mini"
+    # Streamed before the text, as llama.cpp, vLLM and DeepSeek stream a reasoning model's
+    # thoughts (Ollama names the field "reasoning").
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_field: str = "reasoning_content"
 
 
 def stream(*texts: str, **options: Any) -> Reply:
@@ -271,6 +275,19 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             }
         )
+        for thought in reply.reasoning:
+            self._event(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"content": None, reply.reasoning_field: thought},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
         for n, text in enumerate(reply.texts):
             if reply.stall_after is not None and n == reply.stall_after:
                 time.sleep(reply.stall_seconds)

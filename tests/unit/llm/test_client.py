@@ -18,6 +18,7 @@ from desktop_chat.llm.client import (
     Delta,
     Finished,
     ProviderConfig,
+    Thinking,
     Usage,
     is_retryable,
 )
@@ -303,6 +304,15 @@ def test_chunks_of_an_unexpected_shape_are_malformed(fake_openai: FakeOpenAI, pa
     assert info.value.kind == "malformed"
     assert "What arrived is kept" in info.value.message
     assert seen == [Delta("ok")]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_is_streamed_apart_from_the_answer(fake_openai: FakeOpenAI, field: str) -> None:
+    fake_openai.enqueue(
+        stream("42", reasoning=["Let me", " think."], reasoning_field=field, usage=None)
+    )
+    events = list(client_for(fake_openai).stream("m", MESSAGES))
+    assert events == [Thinking("Let me"), Thinking(" think."), Delta("42"), Finished("stop")]
 
 
 def test_tolerates_chunks_without_choices_and_partial_usage(fake_openai: FakeOpenAI) -> None:

@@ -8,7 +8,13 @@ import pytest
 
 from desktop_chat.core.types import MemoryPolicy, MessageStatus, PolicyKind, Role
 from desktop_chat.errors import ContextTooLargeError
-from desktop_chat.services.chat import ChatService, ReplyFinished, ReplyStarted, ReplyText
+from desktop_chat.services.chat import (
+    ChatService,
+    ReplyFinished,
+    ReplyStarted,
+    ReplyStatus,
+    ReplyText,
+)
 from desktop_chat.services.workspace import Workspace
 from tests.support.fake_openai import FakeOpenAI, error, stream
 
@@ -45,6 +51,19 @@ def test_a_turn_is_saved_with_usage(service: ChatService, fake_openai: FakeOpenA
         {"role": "user", "content": "Hello?"},
     ]
     assert service.repo.get_conversation(conv.id).title == "Hello?"
+
+
+def test_a_reasoning_model_shows_thinking_and_keeps_it_apart(
+    service: ChatService, fake_openai: FakeOpenAI
+) -> None:
+    conv = service.new_conversation()
+    fake_openai.enqueue(stream("Four.", reasoning=["2 + 2", " is 4."]))
+    events = run(service, service.send(conv.id, "2 + 2?"))
+    said = [e.text for e in events if isinstance(e, ReplyStatus)]
+    assert said == ["Thinking…", ""]  # then the answer replaces the status
+    reply = service.repo.thread(conv.id)[-1]
+    assert reply.content == "Four."  # what later requests carry
+    assert reply.metadata["thinking"] == "2 + 2 is 4."
 
 
 def test_history_is_sent_and_counts_are_cached(
