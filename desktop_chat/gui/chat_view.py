@@ -240,6 +240,8 @@ def _actions_html(message: Message, branch: tuple[int, int], streaming: bool) ->
         next_link = "&rsaquo;" if last else f'<a href="{ACTION_SCHEME}next">&rsaquo;</a>'
         links.append(f"{prev_link} {branch[0] + 1}/{branch[1]} {next_link}")
     if not streaming:
+        if isinstance(message.metadata.get("thinking"), str):
+            links.append(f'<a href="{ACTION_SCHEME}thinking">Reasoning</a>')
         links.append(f'<a href="{ACTION_SCHEME}copy">Copy</a>')
         if message.role is Role.USER:
             links.append(f'<a href="{ACTION_SCHEME}edit">Edit</a>')

@@ -603,11 +603,29 @@ class MainWindow(QMainWindow):
         except UserFacingError as exc:
             self.show_error(exc)
 
+    def _show_reasoning(self, text: str) -> None:
+        """What a reasoning model thought before it answered, to read and copy."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QPlainTextEdit
+
+        dialog = QDialog(self)
+        dialog.setObjectName("reasoning")
+        dialog.setWindowTitle("The model's reasoning")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QPlainTextEdit(text, readOnly=True))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.close)
+        layout.addWidget(buttons)
+        dialog.resize(640, 480)
+        dialog.show()
+
     def _message_action(self, action: str, message_id: str) -> None:
         message = self.repo.get_message(message_id)
         if action == "copy":
             QGuiApplication.clipboard().setText(message.content)
             self.statusBar().showMessage("Message copied", 2000)
+        elif action == "thinking":
+            self._show_reasoning(str(message.metadata.get("thinking", "")))
         elif action in ("prev", "next"):
             siblings = self.repo.siblings(message_id)
             position = [s.id for s in siblings].index(message_id)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, cast
-
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.core.types import MessageStatus, Role
-from desktop_chat.gui.links import ACTION_SCHEME
 from desktop_chat.gui.main_window import MainWindow
 from desktop_chat.services.workspace import Workspace
+from tests.gui.conftest import click_link, seen_text
 from tests.support.fake_openai import FakeOpenAI, stream
 from tests.support.faults import (
     FAULT_PARAMS,
@@ -36,43 +33,6 @@ def send(qtbot: QtBot, window: MainWindow, text: str) -> None:
     window.composer.edit.setFocus()
     qtbot.keyClicks(window.composer.edit, text)
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
-
-
-def seen_text(window: MainWindow, row: int) -> str:
-    """The row as painted: header, text, inline error and action links."""
-    view = window.chat_view
-    index = window.chat_model.index(row)
-    return view.delegate._document(index, view.visualRect(index).width()).toPlainText()
-
-
-def click_link(qtbot: QtBot, window: MainWindow, row: int, action: str) -> None:
-    """Click the action's link where it is painted, as a user would."""
-    view = window.chat_view
-    index = window.chat_model.index(row)
-    view.scrollTo(index)
-    rect = view.visualRect(index)
-    document = view.delegate._document(index, rect.width())
-    layout = document.documentLayout()
-    document.size()  # lays the document out: lines exist from here on
-    href = ACTION_SCHEME + action
-    block = document.begin()
-    while block.isValid():
-        for item in cast(Iterable[Any], block):  # PySide6 iterates; its stubs do not say
-            fragment = item.fragment()
-            if fragment.charFormat().anchorHref() != href:
-                continue
-            offset = fragment.position() - block.position() + fragment.length() // 2
-            line = block.layout().lineForTextPosition(offset)
-            assert line.isValid()
-            origin = layout.blockBoundingRect(block).topLeft()
-            x = origin.x() + cast(tuple[float, int], line.cursorToX(offset))[0]
-            y = origin.y() + line.y() + line.height() / 2
-            assert layout.anchorAt(QPointF(x, y)) == href
-            pos = rect.topLeft() + QPoint(int(x), int(y))
-            qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-            return
-        block = block.next()
-    raise AssertionError(f"no {action} link in: {document.toPlainText()!r}")
 
 
 @pytest.mark.usefixtures("short_stall_timeout")

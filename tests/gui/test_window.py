@@ -17,7 +17,7 @@ from desktop_chat.gui.conversation_list import ConversationListModel
 from desktop_chat.gui.conversation_list import Roles as ListRoles
 from desktop_chat.gui.main_window import MainWindow
 from desktop_chat.services.workspace import Workspace
-from tests.gui.conftest import seed
+from tests.gui.conftest import click_link, seed, seen_text
 from tests.support.fake_openai import FakeOpenAI, error, stream
 
 TIMEOUT = 10_000
@@ -93,6 +93,27 @@ def test_stop_keeps_the_partial_reply(
     assert reply.status is MessageStatus.STOPPED
     assert reply.content.startswith("w0 w1 w2 w3")
     assert shown(window)[-1][2] is MessageStatus.STOPPED
+
+
+def test_a_reasoning_model_thinks_then_answers(
+    qtbot: QtBot, window: MainWindow, fake_openai: FakeOpenAI
+) -> None:
+    from PySide6.QtWidgets import QDialog, QPlainTextEdit
+
+    said: list[str] = []
+    window.status_line.setText = said.append  # type: ignore[method-assign]
+    fake_openai.enqueue(stream("Four.", reasoning=["Two and two", " make four."]), stream("Sums"))
+    send(qtbot, window, "2 + 2?")
+    wait_idle(qtbot, window)
+    assert "Thinking…" in said
+    assert shown(window)[-1][1] == "Four."
+    assert "Reasoning" in seen_text(window, 1)
+    click_link(qtbot, window, 1, "thinking")
+    dialog = window.findChild(QDialog, "reasoning")
+    assert dialog is not None
+    assert dialog.isVisible()
+    assert dialog.findChild(QPlainTextEdit).toPlainText() == "Two and two make four."
+    dialog.close()
 
 
 def test_regenerate_and_switch_branches(
