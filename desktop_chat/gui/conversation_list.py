@@ -97,7 +97,7 @@ class ConversationListModel(QAbstractListModel):
         def failed(exc: Exception) -> None:
             log.error("search failed", exc_info=exc)
 
-        run_job(lambda: self._repo.search(query, limit=100), found, failed)
+        run_job(lambda: self._repo.search(query, limit=100), found, failed, owner=self)
 
     def set_archived(self, archived: bool) -> None:
         self.archived = archived

@@ -583,6 +583,7 @@ class MainWindow(QMainWindow):
                 run_job(
                     lambda: self.service.generate_title(conversation_id),
                     lambda _title: self._after_title(conversation_id),
+                    owner=self,
                 )
 
     def _after_title(self, conversation_id: str) -> None:
@@ -701,7 +702,9 @@ class MainWindow(QMainWindow):
             self.meter.setFormat("Over the window")
             self.meter.setToolTip(exc.message)
 
-        run_job(lambda: self.service.plan(conversation_id, draft=draft), planned, failed)
+        run_job(
+            lambda: self.service.plan(conversation_id, draft=draft), planned, failed, owner=self
+        )
 
     def _show_plan(self, plan: Any) -> None:
         from desktop_chat.services.chat import DRAFT_ID
@@ -816,6 +819,7 @@ class MainWindow(QMainWindow):
             ),
             done,
             failed,
+            owner=self,
         )
 
     def export_current(self) -> None:
@@ -849,6 +853,7 @@ class MainWindow(QMainWindow):
             lambda: transfer.export_folder(self.repo, Path(folder), None, progress=progress.report),
             done,
             failed,
+            owner=self,
         )
 
     def export_conversations(self, ids: list[str] | None) -> None:
@@ -876,6 +881,7 @@ class MainWindow(QMainWindow):
                 f"Exported {count} conversation(s) to {path}", 5000
             ),
             self.show_error,
+            owner=self,
         )
 
     def back_up_now(self) -> None:
@@ -892,6 +898,7 @@ class MainWindow(QMainWindow):
             ),
             lambda made: self.statusBar().showMessage(f"Backed up to {made.path}", 8000),
             self.show_error,
+            owner=self,
         )
 
     def restore_backup(self) -> None:

@@ -224,7 +224,7 @@ class SettingsDialog(QDialog):
             self.test_button.setEnabled(True)
             self.test_result.setText(f"✘ {exc}")
 
-        run_job(client.list_models, done, failed)
+        run_job(client.list_models, done, failed, owner=self)
 
     def _save(self) -> None:
         settings = self.workspace.settings

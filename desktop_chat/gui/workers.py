@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import (
     QCoreApplication,
     QObject,
@@ -52,25 +53,33 @@ class _JobSignals(QObject):
     sig_failed = Signal(object)
 
     def __init__(
-        self, on_done: Callable[[Any], None], on_failed: Callable[[Exception], None] | None
+        self,
+        on_done: Callable[[Any], None],
+        on_failed: Callable[[Exception], None] | None,
+        owner: QObject | None,
     ) -> None:
         super().__init__(QCoreApplication.instance())
         self._on_done = on_done
         self._on_failed = on_failed
+        self._owner = owner
         self.sig_done.connect(self._done)
         self.sig_failed.connect(self._failed)
+
+    def _owner_gone(self) -> bool:
+        return self._owner is not None and not shiboken6.isValid(self._owner)
 
     @Slot(object)
     def _done(self, result: Any) -> None:
         try:
-            self._on_done(result)
+            if not self._owner_gone():
+                self._on_done(result)
         finally:
             self.deleteLater()
 
     @Slot(object)
     def _failed(self, exc: Exception) -> None:
         try:
-            if self._on_failed is not None:
+            if self._on_failed is not None and not self._owner_gone():
                 self._on_failed(exc)
         finally:
             self.deleteLater()
@@ -97,9 +106,15 @@ def run_job(
     fn: Callable[[], Any],
     on_done: Callable[[Any], None],
     on_failed: Callable[[Exception], None] | None = None,
+    *,
+    owner: QObject | None = None,
 ) -> None:
-    """Run ``fn`` in the thread pool; call back on the GUI thread."""
-    signals = _JobSignals(on_done, on_failed)
+    """Run ``fn`` in the thread pool; call back on the GUI thread.
+
+    The callbacks are skipped if ``owner`` (the widget they update) has been
+    deleted meanwhile, e.g. a dialog closed while its job ran.
+    """
+    signals = _JobSignals(on_done, on_failed, owner)
     QThreadPool.globalInstance().start(_Job(fn, signals))
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
+
+from pytestqt.qtbot import QtBot
 
 STRESS = textwrap.dedent(
     """
@@ -54,3 +57,25 @@ def test_queued_signals_across_threads_do_not_crash() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "3001"
+
+
+def test_a_job_whose_widget_is_gone_does_not_call_back(qtbot: QtBot) -> None:
+    """A dialog closed (deleted) while its job runs: the answer is dropped, not crashed on."""
+    import shiboken6
+    from PySide6.QtWidgets import QWidget
+
+    from desktop_chat.gui.application import create_application
+    from desktop_chat.gui.workers import run_job
+
+    create_application()
+    called: list[str] = []
+    release = threading.Event()
+    gone, alive = QWidget(), QWidget()
+    qtbot.addWidget(alive)
+    run_job(release.wait, lambda _: called.append("gone"), owner=gone)
+    run_job(release.wait, lambda _: called.append("alive"), owner=alive)
+    shiboken6.delete(gone)
+    release.set()
+    qtbot.waitUntil(lambda: called == ["alive"])
+    qtbot.wait(50)  # the other answer has had its chance to arrive
+    assert called == ["alive"]
