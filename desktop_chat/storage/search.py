@@ -95,6 +95,9 @@ def _plain_snippet(content: str, terms: list[str], width: int = 100) -> str:
             first, last = match.span()
             break
     begin = max(0, first - width // 3)
+    if begin:  # start at a word, not inside one ("…uestion"), where words have spaces
+        space = re.search(r"\s", content[begin : min(first, begin + 20)])
+        begin += space.end() if space else 0
     end = max(begin + width, last)  # a long phrase is shown whole, so it can be marked
     window = _mark(content[begin:end], terms)
     prefix = "…" if begin else ""

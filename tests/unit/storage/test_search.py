@@ -147,6 +147,7 @@ def test_snippet_highlights_point_at_the_matched_text(repo: Repository) -> None:
     assert hit.snippet.startswith("…")
     assert hit.snippet.endswith("…")
     assert "\n" not in hit.snippet
+    assert hit.snippet[1:].startswith(("filler ", "words "))  # a whole word after the "…"
 
 
 def test_every_occurrence_in_the_snippet_is_marked(repo: Repository) -> None:
