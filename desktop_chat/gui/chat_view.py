@@ -77,13 +77,14 @@ class ChatModel(QAbstractListModel):
 
     # -- loading -----------------------------------------------------------
 
-    def load(self, conversation_id: str | None) -> None:
+    def load(self, conversation_id: str | None, *, leaf_id: str | None = None) -> None:
+        """The newest page of the active thread, or of the thread ending at ``leaf_id``."""
         self.beginResetModel()
         self.conversation_id = conversation_id
         self._rows, self._oldest_id, self._has_more = [], None, False
         self._branches, self._excluded = {}, set()
         if conversation_id is not None:
-            page = self._repo.thread_page(conversation_id, limit=PAGE)
+            page = self._repo.thread_page(conversation_id, leaf_id=leaf_id, limit=PAGE)
             self._take_page(page.messages, page.has_more, prepend=False)
         self.endResetModel()
 
@@ -132,6 +133,20 @@ class ChatModel(QAbstractListModel):
         self.beginInsertRows(QModelIndex(), row, row)
         self._rows.append(message)
         self.endInsertRows()
+
+    def show_stored(self, message: Message) -> bool:
+        """Show a stored message's latest state: in its row, or as a new row when it
+        follows the last one. False when it belongs elsewhere (reload the page then)."""
+        row = self.row_of(message.id)
+        if row < 0 and (not self._rows or self._rows[-1].id != message.parent_id):
+            return False
+        self._branches.update(self._repo.branch_positions([message.id]))
+        if row < 0:
+            self.append(message)
+        else:
+            self._rows[row] = message
+            self.dataChanged.emit(self.index(row), self.index(row))
+        return True
 
     def update_message(self, message_id: str, **changes: Any) -> None:
         """Change one row in place (streamed text, final status) and repaint only it."""
