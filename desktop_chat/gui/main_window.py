@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
 
         self.workspace = workspace
         self.repo = workspace.repo
+        self.repo.leave_checkpoints_to_other_threads()
         self.service = service or ChatService(workspace)
         self.list_model = ConversationListModel(self.repo, self)
         self.list_model.sig_searched.connect(lambda: self._select_in_list(self.current_id))

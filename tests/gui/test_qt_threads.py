@@ -9,6 +9,8 @@ import threading
 
 from pytestqt.qtbot import QtBot
 
+from desktop_chat.gui.main_window import MainWindow
+
 STRESS = textwrap.dedent(
     """
     import faulthandler, os, time
@@ -79,3 +81,19 @@ def test_a_job_whose_widget_is_gone_does_not_call_back(qtbot: QtBot) -> None:
     qtbot.waitUntil(lambda: called == ["alive"])
     qtbot.wait(50)  # the other answer has had its chance to arrive
     assert called == ["alive"]
+
+
+def test_the_window_thread_leaves_wal_checkpoints_to_other_threads(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    """A checkpoint copies the whole WAL (100+ MB after an import): never on the GUI thread."""
+
+    def autocheckpoint() -> int:
+        return int(window.repo.db.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    assert autocheckpoint() == 0
+    elsewhere: list[int] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(autocheckpoint()))
+    thread.start()
+    thread.join()
+    assert elsewhere == [1000]
