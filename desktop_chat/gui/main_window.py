@@ -37,6 +37,8 @@ from desktop_chat.errors import UserFacingError
 # Only Qt and light modules here: the start-up paints this window before anything
 # else loads (see MainWindow). What the chat needs is imported where it is used.
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from desktop_chat.core.types import ConversationTree, Message
     from desktop_chat.gui.chat_view import ChatModel, ChatView
     from desktop_chat.gui.composer import Composer
@@ -507,21 +509,29 @@ class MainWindow(QMainWindow):
     # -- sending and streaming ---------------------------------------------
 
     def send(self, text: str) -> None:
-        try:
-            if self.current_id is None:
+        """Store the message and stream the reply, both in the reply's thread; the
+        composer keeps the text until the message is stored (see ``_on_sent``)."""
+        if self.current_id is None:
+            try:
                 self.current_id = self.service.new_conversation().id
-            turn = self.service.send(self.current_id, text, plan=False)
-        except UserFacingError as exc:
-            # The message may be saved already (it is committed first); reload to show it.
+            except UserFacingError as exc:
+                self.show_error(exc)
+                return
             self.chat_model.load(self.current_id)
-            self.reload_list()
-            self.show_error(exc)
-            return
-        self.composer.clear()
-        self._show_new(turn.conversation_id, turn.parent_id)
+        conversation_id, service = self.current_id, self.service
+        self._start(conversation_id, lambda: service.send(conversation_id, text, plan=False))
+        self.streams[conversation_id].draft = self.composer.edit.toPlainText()
+
+    def _on_sent(self, conversation_id: str, message: Message) -> None:
+        handle = self.streams.get(conversation_id)
+        if handle is not None:
+            handle.sent = True
+        if conversation_id == self.current_id:
+            if handle is not None and self.composer.edit.toPlainText() == handle.draft:
+                self.composer.clear()
+            self._show_new(conversation_id, message.id)
+            self._update_header()
         self.reload_list()
-        self._update_header()
-        self._start(turn)
 
     def _show_new(self, conversation_id: str, message_id: str | None) -> None:
         """A message just sent or finished, shown in place or appended: reloading the
@@ -532,15 +542,15 @@ class MainWindow(QMainWindow):
         elif not model.show_stored(self.repo.get_message(message_id)):
             model.reload()
 
-    def _start(self, turn: Turn) -> None:
+    def _start(self, conversation_id: str, turn: Turn | Callable[[], Turn]) -> None:
         from desktop_chat.gui.workers import StreamHandle
 
-        conversation_id = turn.conversation_id
-        handle = StreamHandle(self.service, turn)
+        handle = StreamHandle(self.service, conversation_id, turn)
         self.streams[conversation_id] = handle
         worker = handle.worker
         # Bound methods of this window (a GUI-thread QObject), so the slots are
         # queued to the GUI thread; a bare lambda could run in the worker's.
+        worker.sig_sent.connect(self._on_sent)
         worker.sig_started.connect(self._on_reply_started)
         worker.sig_text.connect(self._on_reply_text)
         worker.sig_status.connect(self._on_reply_status)
@@ -580,6 +590,14 @@ class MainWindow(QMainWindow):
             handle.thread.finished.connect(lambda: self._ending.discard(handle))
             if handle.thread.isFinished():
                 self._ending.discard(handle)
+        if handle is not None and handle.sending and not handle.sent and result.error:
+            # The message could not be stored (a full disk): it stays in the composer.
+            if conversation_id == self.current_id:
+                self.composer.set_streaming(False)
+                self.chat_model.reload()
+            self.reload_list()
+            self.show_error(result.error)
+            return
         if conversation_id == self.current_id:
             self.composer.set_streaming(False)
             self._show_new(conversation_id, result.message_id)
@@ -672,7 +690,7 @@ class MainWindow(QMainWindow):
     def _begin(self, turn: Turn) -> None:
         # Up to where the reply goes: a regenerated reply replaces the old one on screen.
         self.chat_model.load(turn.conversation_id, leaf_id=turn.continue_id or turn.parent_id)
-        self._start(turn)
+        self._start(turn.conversation_id, turn)
 
     # -- memory you can see -----------------------------------------------
 

@@ -126,21 +126,31 @@ class StreamWorker(QObject):
     sig_text = Signal(str, str, str)  # message id, whole text so far
     sig_status = Signal(str, str)
     sig_finished = Signal(str, object)  # ReplyFinished
+    sig_sent = Signal(str, object)  # the user's Message, once stored (see ``send``)
 
-    def __init__(self, service: ChatService, turn: Turn) -> None:
+    def __init__(
+        self, service: ChatService, conversation_id: str, turn: Turn | Callable[[], Turn]
+    ) -> None:
         super().__init__()
         self.service = service
-        self.turn = turn
+        self.conversation_id = conversation_id
+        self._turn = turn
         self.cancel = threading.Event()
 
     @Slot()
     def run(self) -> None:
-        conversation_id = self.turn.conversation_id
+        conversation_id = self.conversation_id
         finished = ReplyFinished(None, MessageStatus.ERROR, UserFacingError("No reply."))
         last_emit = 0.0
         pending: tuple[str, str] | None = None
         try:
-            for event in self.service.run(self.turn, self.cancel):
+            turn = self._turn
+            if callable(turn):
+                # Storing the user's message can take a while (an FTS5 merge after
+                # an import: seen 1.3 s), so it happens here, not on the GUI thread.
+                turn = turn()
+                self.sig_sent.emit(conversation_id, self.service.repo.get_message(turn.parent_id))
+            for event in self.service.run(turn, self.cancel):
                 if isinstance(event, ReplyText):
                     pending = (event.message_id, event.text)
                     now = time.monotonic()
@@ -153,6 +163,8 @@ class StreamWorker(QObject):
                     self.sig_status.emit(conversation_id, event.text)
                 elif isinstance(event, ReplyFinished):
                     finished = event
+        except UserFacingError as exc:  # the message could not be stored: nothing was sent
+            finished = ReplyFinished(None, MessageStatus.ERROR, exc)
         except Exception as exc:
             log.exception("stream worker failed")
             finished = ReplyFinished(
@@ -167,16 +179,22 @@ class StreamWorker(QObject):
 class StreamHandle:
     """A running reply: its worker, its thread, and how to stop it."""
 
-    def __init__(self, service: ChatService, turn: Turn) -> None:
-        self.turn = turn
+    def __init__(
+        self, service: ChatService, conversation_id: str, turn: Turn | Callable[[], Turn]
+    ) -> None:
+        """``turn`` is a prepared turn, or what prepares one in the worker thread
+        (storing a new message); the worker then emits ``sig_sent`` first."""
+        self.sending = callable(turn)
+        self.sent = False
         self.thread = QThread()
-        self.worker = StreamWorker(service, turn)
+        self.worker = StreamWorker(service, conversation_id, turn)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
         self.worker.sig_finished.connect(self.thread.quit)
         self.thread.finished.connect(self.worker.deleteLater)
         self.message_id: str | None = None
         self.text = ""
+        self.draft = ""  # the composer's text when sent: cleared once stored
 
     def start(self) -> None:
         self.thread.start()

@@ -10,9 +10,14 @@ from desktop_chat.services.workspace import Workspace
 
 
 def fill_up(workspace: Workspace) -> None:
-    """Cap the database at its current size, as a full disk would."""
-    pages = workspace.repo.db.execute_sql("PRAGMA page_count").fetchone()[0]
-    workspace.repo.db.execute_sql(f"PRAGMA max_page_count = {pages}")
+    """Cap the database at its current size, as a full disk would.
+
+    The cap is a connection's own; the threads' connections opened later get it too.
+    """
+    db = workspace.repo.db
+    pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
+    db.execute_sql(f"PRAGMA max_page_count = {pages}")
+    db._pragmas = [*db._pragmas, ("max_page_count", pages)]
 
 
 def test_disk_full_is_a_clear_error_and_keeps_what_was_saved() -> None:
