@@ -953,6 +953,7 @@ class MainWindow(QMainWindow):
 
     def bring_forward(self) -> None:
         """Another launch on the same data dir asked for this window."""
+        log.info("another launch on this data dir asked for the window")
         if self.isMinimized():
             self.showNormal()
         self.show()

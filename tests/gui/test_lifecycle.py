@@ -14,8 +14,8 @@ import pytest
 from desktop_chat.services.workspace import SESSION_MARKER
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_closes_the_window_cleanly(data_dir: Path, number: int) -> None:
+def start_app(data_dir: Path) -> subprocess.Popen[str]:
+    """The real app, offscreen, once its database is open (its session marker exists)."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     app = subprocess.Popen(
         [sys.executable, "-m", "desktop_chat"],
@@ -29,10 +29,62 @@ def test_a_signal_closes_the_window_cleanly(data_dir: Path, number: int) -> None
     while not marker.exists() and app.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.exists(), app.stderr.read() if app.stderr else ""
+    return app
+
+
+def stop_app(app: subprocess.Popen[str], number: int = signal.SIGTERM) -> str:
     app.send_signal(number)
     _, stderr = app.communicate(timeout=30)
     assert app.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
-    assert not marker.exists()  # a clean exit: the next start skips the up-front check
-    log = (data_dir / "logs" / "desktop-chat.log").read_text()
-    assert "asked to quit by a signal" in log
+    return stderr
+
+
+def log_text(data_dir: Path) -> str:
+    return (data_dir / "logs" / "desktop-chat.log").read_text()
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_closes_the_window_cleanly(data_dir: Path, number: int) -> None:
+    app = start_app(data_dir)
+    stop_app(app, number)
+    assert not (data_dir / SESSION_MARKER).exists()  # a clean exit: no up-front check next
+    assert "asked to quit by a signal" in log_text(data_dir)
+
+
+def test_a_second_launch_brings_the_first_window_forward(data_dir: Path) -> None:
+    """One window per data dir; the CLI still works beside it."""
+    from desktop_chat.services.workspace import Workspace
+
+    first = start_app(data_dir)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    second = subprocess.run(
+        [sys.executable, "-m", "desktop_chat"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert second.returncode == 0, second.stderr
+    deadline = time.monotonic() + 10
+    while "asked for the window" not in log_text(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = log_text(data_dir)
+    assert "asked it to come forward" in log  # the second launch
+    assert "asked for the window" in log  # the first window heard it
+    assert first.poll() is None  # and stays open
+    # A CLI command writes and reads beside the open window (WAL, busy timeout).
+    workspace = Workspace.open()
+    workspace.repo.create_conversation(title="Beside the window")
+    workspace.close()
+    listed = subprocess.run(
+        [sys.executable, "-m", "desktop_chat", "list", "--json"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Beside the window" in listed.stdout
+    stop_app(first)
