@@ -234,8 +234,10 @@ class ChatClient:
             try:
                 return create(**request)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                # Bounded: a field is named only while the request still carries it, and
+                # the adapted request leaves out (or renames) every field refused so far.
                 refused = _refused_field(exc, request)
-                if refused is None or (request["model"], refused) in self._refused:
+                if refused is None:
                     raise
                 log.info(
                     "the server refused %s for %s; asking without it", refused, request["model"]
@@ -525,11 +527,14 @@ def _refused_field(exc: Exception, request: dict[str, Any]) -> str | None:
     said = f"{body.get('message') or exc} {body.get('param') or ''}"
     if "stream_options" in request and ("stream_options" in said or "include_usage" in said):
         return "stream_options"
+    # Only a refusal of the field itself, not a value out of range (vLLM: "'max_tokens' or
+    # 'max_completion_tokens' is too large"; OpenAI: temperature above 2).
+    unsupported = "unsupported" in said.lower() or "not supported" in said.lower()
     # OpenAI: "Unsupported parameter: 'max_tokens' ... Use 'max_completion_tokens' instead."
-    if "max_tokens" in request and "max_completion_tokens" in said:
+    if "max_tokens" in request and unsupported and "max_completion_tokens" in said:
         return "max_tokens"
     # OpenAI: "Unsupported value: 'temperature' does not support 0.2 with this model."
-    if "temperature" in request and body.get("param") == "temperature":
+    if "temperature" in request and unsupported and body.get("param") == "temperature":
         return "temperature"
     return None
 

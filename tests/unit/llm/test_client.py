@@ -106,21 +106,31 @@ def test_openai_itself_is_sent_max_completion_tokens() -> None:
     assert local._adapted(request) == request
 
 
-def test_other_bad_requests_are_not_retried(fake_openai: FakeOpenAI) -> None:
-    fake_openai.enqueue(
-        Reply(
-            status=400,
-            error={
-                "message": "max_tokens is too large: 900000. This model supports at most "
-                "16384 completion tokens.",
-                "type": "invalid_request_error",
-                "param": "max_tokens",
-                "code": None,
-            },
-        )
-    )
-    with pytest.raises(ApiError, match="max_tokens is too large"):
-        list(client_for(fake_openai).stream("m", MESSAGES, max_tokens=900_000))
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        # OpenAI: a value out of range, not a refused field.
+        (
+            "max_tokens is too large: 900000. This model supports at most 16384 completion tokens.",
+            "max_tokens",
+        ),
+        # vLLM: names max_completion_tokens too, and is about the context length.
+        (
+            "'max_tokens' or 'max_completion_tokens' is too large: 900000. This model's "
+            "maximum context length is 4096 tokens and your request has 12 input tokens.",
+            None,
+        ),
+        ("-1 is less than the minimum of 0 - 'temperature'", "temperature"),
+    ],
+)
+def test_other_bad_requests_are_not_retried(
+    fake_openai: FakeOpenAI, message: str, param: str | None
+) -> None:
+    body = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    fake_openai.enqueue(Reply(status=400, error=body))
+    with pytest.raises(ApiError) as info:
+        list(client_for(fake_openai).stream("m", MESSAGES, max_tokens=900_000, temperature=-1))
+    assert message in (info.value.details or "") + info.value.message
     assert len(fake_openai.chat_requests()) == 1
 
 
