@@ -526,9 +526,11 @@ class MainWindow(QMainWindow):
         handle = self.streams.get(conversation_id)
         if handle is not None:
             handle.sent = True
+        # One composer for every chat: cleared if it still holds what was sent, even when
+        # another chat was opened meanwhile (Enter would send it again, there).
+        if handle is not None and self.composer.edit.toPlainText() == handle.draft:
+            self.composer.clear()
         if conversation_id == self.current_id:
-            if handle is not None and self.composer.edit.toPlainText() == handle.draft:
-                self.composer.clear()
             self._show_new(conversation_id, message.id)
             self._update_header()
         self.reload_list()
@@ -1023,8 +1025,9 @@ class MainWindow(QMainWindow):
         for handle in list(self.streams.values()):
             handle.stop()
         for handle in list(self.streams.values()):
-            if not handle.wait(5000):
-                log.warning("a reply did not stop within 5 s")
+            # A message still being stored may wait out the database's busy timeout (10 s).
+            if not handle.wait(15_000 if handle.sending and not handle.sent else 5000):
+                log.warning("a reply did not stop in time")
         for handle in list(self._ending):
             handle.thread.wait(2000)
         self._save_state()

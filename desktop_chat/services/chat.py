@@ -28,7 +28,7 @@ from desktop_chat.core.types import (
     Role,
     utcnow,
 )
-from desktop_chat.errors import ApiError, UserFacingError
+from desktop_chat.errors import ApiError, StorageError, UserFacingError
 from desktop_chat.llm.client import ChatClient, Delta, Finished, ProviderConfig, Thinking, Usage
 from desktop_chat.services.settings import Provider
 from desktop_chat.services.workspace import Workspace
@@ -235,7 +235,12 @@ class ChatService:
             conversation_id, conversation.current_leaf_id, Role.USER, text
         )
         if not conversation.title:
-            self.repo.update_conversation(conversation_id, title=fallback_title(text))
+            # The message is stored: a title that cannot be saved now must not make the
+            # caller think otherwise (and send it twice). The model names the chat later.
+            try:
+                self.repo.update_conversation(conversation_id, title=fallback_title(text))
+            except StorageError as exc:
+                log.warning("could not save the first title: %s", exc)
         return self._turn(conversation_id, user.id, plan=plan)
 
     def edit_and_resend(self, message_id: str, text: str, *, plan: bool = True) -> Turn:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -95,6 +97,64 @@ def test_sending_in_an_open_chat_appends_without_a_reload(
         (Role.ASSISTANT, "More.", MessageStatus.COMPLETE),
     ]
     assert window.chat_model.rowCount() == 62
+
+
+def slow_store(window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Storing the next message waits for the returned event (an FTS5 merge, say)."""
+    release = threading.Event()
+    real_send = window.service.send
+
+    def send(*args: Any, **kwargs: Any) -> Any:
+        assert release.wait(10)
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(window.service, "send", send)
+    return release
+
+
+def test_a_message_still_being_stored_when_another_chat_opens(
+    qtbot: QtBot,
+    window: MainWindow,
+    workspace: Workspace,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, other = seed(workspace, ["First", "Other"])
+    window.open_conversation(first)
+    release = slow_store(window, monkeypatch)
+    fake_openai.enqueue(stream("Stored."))
+    send(qtbot, window, "Hello first")
+    window.open_conversation(other)
+    assert window.composer.edit.toPlainText() == "Hello first"  # not stored yet
+    release.set()
+    wait_idle(qtbot, window)
+    assert window.composer.edit.toPlainText() == ""  # or Enter would send it again, here
+    contents = [m.content for m in workspace.repo.thread(first)]
+    assert contents[-2:] == ["Hello first", "Stored."]
+    assert len(workspace.repo.thread(other)) == 2
+
+
+def test_stop_while_the_message_is_stored_sends_nothing(
+    qtbot: QtBot,
+    window: MainWindow,
+    workspace: Workspace,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (conv_id,) = seed(workspace, ["Kept"])
+    window.open_conversation(conv_id)
+    release = slow_store(window, monkeypatch)
+    send(qtbot, window, "Never mind")
+    assert window.composer.button.text() == "Stop"
+    qtbot.mouseClick(window.composer.button, Qt.MouseButton.LeftButton)
+    release.set()
+    wait_idle(qtbot, window)
+    assert window.composer.button.text() == "Send"
+    # The message is kept (it is in the chat, so the composer is empty); no request went out.
+    assert [m.content for m in workspace.repo.thread(conv_id)][-1] == "Never mind"
+    assert shown(window)[-1][1] == "Never mind"
+    assert window.composer.edit.toPlainText() == ""
+    assert not fake_openai.chat_requests()
 
 
 def test_stop_keeps_the_partial_reply(
