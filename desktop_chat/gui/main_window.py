@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         self._undo: ConversationTree | None = None
         self._plan_generation = 0  # results of older background plans are dropped
         self._meter_for: str | None = None  # the chat the context meter speaks of
+        self._splitter_state: QByteArray | None = None  # as restored from the last session
         self.setWindowTitle(APP_NAME)
         self.resize(1100, 760)
         self._build_menus()
@@ -202,8 +203,14 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.left)
         splitter.addWidget(self.right_stack)
         splitter.setStretchFactor(1, 1)
-        # The frame's panes, as shown (restored or moved by the user meanwhile).
-        splitter.setSizes(self.splitter.sizes() if self.isVisible() else [300, 800])
+        # The frame's panes as shown (restored, or moved by the user meanwhile); a frame
+        # not laid out yet (a busy machine: attached before its first paint) has none.
+        if self.isVisible() and self.splitter.width() >= self.width() // 2:
+            splitter.setSizes(self.splitter.sizes())
+        elif self._splitter_state is not None:
+            splitter.restoreState(self._splitter_state)
+        else:
+            splitter.setSizes([300, 800])
         self.splitter = splitter
         self.setCentralWidget(splitter)  # the placeholder panes go
         self.menuBar().setEnabled(True)
@@ -978,7 +985,8 @@ class MainWindow(QMainWindow):
         if geometry:
             self.restoreGeometry(QByteArray(geometry))
         if splitter:
-            self.splitter.restoreState(QByteArray(splitter))
+            self._splitter_state = QByteArray(splitter)
+            self.splitter.restoreState(self._splitter_state)
 
     def _restore_state(self) -> None:
         state = read_state(self._state_file)
