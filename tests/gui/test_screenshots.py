@@ -90,6 +90,7 @@ def test_long_conversation_with_code(
     window.chat_model.set_dark(theme == "dark")
     window.reload_list()
     window.open_conversation(conv_id)
+    qtbot.waitUntil(lambda: "tokens" in window.meter.format())  # planned, not "Counting…"
     qtbot.wait(100)
     save(window, f"chat-{theme}.png")
 
