@@ -137,15 +137,23 @@ def start_prewarm() -> threading.Thread:
 
 
 def _start_rolling_backup(workspace: Any) -> None:
-    """Once a day, a backup in the background; the last seven are kept."""
+    """A backup in the background when one is due (Preferences → Data: every day and the
+    newest seven kept, unless changed there)."""
     from desktop_chat.gui.workers import run_job
     from desktop_chat.storage import backup
 
+    settings = workspace.settings
     if workspace.repo.db.database == ":memory:" or not workspace.paths.database.exists():
+        return
+    if settings.backup_every_days <= 0:
         return
     run_job(
         lambda: backup.rolling(
-            workspace.paths.database, workspace.paths.backups, key=workspace.db_key
+            workspace.paths.database,
+            workspace.paths.backups,
+            every=settings.backup_every_days * 86_400,
+            keep=max(1, settings.backups_kept),
+            key=workspace.db_key,
         ),
         lambda made: log.info("automatic backup: %s", made.name if made else "not due"),
         lambda exc: log.warning("automatic backup failed: %s", exc),

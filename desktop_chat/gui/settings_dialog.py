@@ -175,7 +175,15 @@ class SettingsDialog(QDialog):
         self.encrypt.toggled.connect(self._on_encrypt_toggled)
         form.addRow(self.encrypt)
         form.addRow(self.encrypt_note)
-        form.addRow(QLabel("Import and export are in the File menu."))
+        settings = self.workspace.settings
+        self.backup_every = QSpinBox(minimum=0, maximum=30, suffix=" day(s)")
+        self.backup_every.setSpecialValueText("Never")
+        self.backup_every.setValue(settings.backup_every_days)
+        self.backups_kept = QSpinBox(minimum=1, maximum=100)
+        self.backups_kept.setValue(settings.backups_kept)
+        form.addRow("Automatic backup every", self.backup_every)
+        form.addRow("Automatic backups kept", self.backups_kept)
+        form.addRow(QLabel("Import, export and backups are also in the File menu."))
         return page
 
     def _on_encrypt_toggled(self, checked: bool) -> None:
@@ -243,6 +251,8 @@ class SettingsDialog(QDialog):
         settings.enter_sends = self.enter_sends.isChecked()
         settings.generate_titles = self.titles.isChecked()
         settings.theme = self.theme.currentData()
+        settings.backup_every_days = self.backup_every.value()
+        settings.backups_kept = self.backups_kept.value()
         if self.encrypt.isChecked() != encryption.status(self.workspace.paths, settings).wanted:
             # The database is rewritten while closed: at the next start, before
             # anything opens it (services.encryption.apply_setting).

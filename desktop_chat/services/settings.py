@@ -47,6 +47,9 @@ class Settings:
     # services.encryption); a change is applied when the database is next opened.
     # None: never chosen, so the database stays as it is.
     encrypt_database: bool | None = None
+    # Automatic backups: one every so many days (0: none), the newest so many kept.
+    backup_every_days: int = 1
+    backups_kept: int = 7
 
     def provider(self, name: str | None = None) -> Provider:
         wanted = name or self.active_provider
