@@ -485,15 +485,27 @@ class MainWindow(QMainWindow):
         self.reload_list()
 
     def delete_conversation(self, conversation_id: str) -> None:
-        """Delete at once, with Undo in the status bar for a few seconds."""
-        self._undo = next(self.repo.iter_trees([conversation_id]))
+        """Delete with Undo in the status bar for a few seconds; the copy for Undo and the
+        delete run in the background (a long chat's search index takes a while)."""
+        from desktop_chat.gui.workers import run_job
+
         if conversation_id in self.streams:
-            self.streams[conversation_id].wait()
-        self.repo.delete_conversation(conversation_id)
+            self.streams[conversation_id].wait()  # its text so far is saved, then copied
         if self.current_id == conversation_id:
             self.open_conversation(None)
+        repo = self.repo
+
+        def delete() -> ConversationTree:
+            tree = next(repo.iter_trees([conversation_id]))
+            repo.delete_conversation(conversation_id)
+            return tree
+
+        run_job(delete, self._deleted, self.show_error, owner=self)
+
+    def _deleted(self, tree: ConversationTree) -> None:
+        self._undo = tree
         self.reload_list()
-        title = self._undo.conversation.title or "New chat"
+        title = tree.conversation.title or "New chat"
         undo = QPushButton("Undo", self)
         undo.setObjectName("undoDelete")
         undo.setFlat(True)
@@ -504,14 +516,19 @@ class MainWindow(QMainWindow):
         self._undo_button = undo
 
     def undo_delete(self) -> None:
+        from desktop_chat.gui.workers import run_job
+
         if self._undo is None:
             return
         tree, self._undo = self._undo, None
-        self.repo.import_trees([tree])
-        self.reload_list()
-        self.open_conversation(tree.conversation.id)
-        self.statusBar().showMessage("Restored", 2000)
         self._undo_button.hide()
+
+        def restored(_result: object) -> None:
+            self.reload_list()
+            self.open_conversation(tree.conversation.id)
+            self.statusBar().showMessage("Restored", 2000)
+
+        run_job(lambda: self.repo.import_trees([tree]), restored, self.show_error, owner=self)
 
     # -- sending and streaming ---------------------------------------------
 
@@ -680,9 +697,20 @@ class MainWindow(QMainWindow):
                 self, "Delete message", "Delete this message and every reply below it?"
             )
             if answer == QMessageBox.StandardButton.Yes:
-                self.repo.delete_message(message_id)
-                self.chat_model.reload()
-                self.refresh_context_meter()
+                from desktop_chat.gui.workers import run_job
+
+                def deleted(_result: object) -> None:
+                    if self.current_id == message.conversation_id:
+                        self.chat_model.reload()
+                        self.refresh_context_meter()
+
+                # In the background: the search index of a long reply tree takes a while.
+                run_job(
+                    lambda: self.repo.delete_message(message_id),
+                    deleted,
+                    self.show_error,
+                    owner=self,
+                )
         elif self.current_id in self.streams:
             self.statusBar().showMessage("Wait for the reply to finish, or stop it.", 3000)
         elif action == "edit":

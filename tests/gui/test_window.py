@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QPushButton
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.core.types import MemoryPolicy, MessageStatus, PolicyKind, Role
@@ -272,12 +272,39 @@ def test_rename_delete_and_undo(qtbot: QtBot, window: MainWindow, workspace: Wor
     assert window.list_model.setData(index, "New name")
     assert workspace.repo.get_conversation(conv_id).title == "New name"
     window.delete_conversation(conv_id)
+    qtbot.waitUntil(lambda: "Deleted" in window.statusBar().currentMessage(), timeout=TIMEOUT)
     assert workspace.repo.count_conversations() == 0
-    assert "Deleted" in window.statusBar().currentMessage()
-    window.undo_delete()
+    assert window.list_model.row_of(conv_id) < 0
+    window.findChild(QPushButton, "undoDelete").click()
+    qtbot.waitUntil(lambda: window.current_id == conv_id, timeout=TIMEOUT)
+    assert window.list_model.row_of(conv_id) == 0
     restored = workspace.repo.get_conversation(conv_id)
     assert restored.title == "New name"
     assert workspace.repo.thread(conv_id)[0].content == "Old name: question 0"
+
+
+def test_delete_a_message_and_the_replies_below_it(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    (conv_id,) = seed(workspace, ["Pruned"], replies=2)
+    window.open_conversation(conv_id)
+    asked: list[str] = []
+
+    def question(_parent: object, _title: str, text: str) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    click_link(qtbot, window, 2, "delete")  # the second question
+    assert asked == ["Delete this message and every reply below it?"]
+    qtbot.waitUntil(lambda: window.chat_model.rowCount() == 2, timeout=TIMEOUT)
+    assert [m.content for m in workspace.repo.thread(conv_id)] == [
+        "Pruned: question 0",
+        "Answer 0 about **Pruned**.\n\n```python\nprint(0)\n```",
+    ]
+    assert workspace.repo.search("question 1") == []  # gone from search too
 
 
 def test_error_shown_inline_then_retry(
