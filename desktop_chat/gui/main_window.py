@@ -555,17 +555,17 @@ class MainWindow(QMainWindow):
         if handle is not None and self.composer.edit.toPlainText() == handle.draft:
             self.composer.clear()
         if conversation_id == self.current_id:
-            self._show_new(conversation_id, message.id)
+            self._show_new(conversation_id, message)
             self._update_header()
         self.reload_list()
 
-    def _show_new(self, conversation_id: str, message_id: str | None) -> None:
+    def _show_new(self, conversation_id: str, message: Message | None) -> None:
         """A message just sent or finished, shown in place or appended: reloading the
         page would lay out 100 rows again (~100-200 ms in a long chat)."""
         model = self.chat_model
-        if model.conversation_id != conversation_id or message_id is None:
+        if model.conversation_id != conversation_id or message is None:
             model.load(conversation_id)
-        elif not model.show_stored(self.repo.get_message(message_id)):
+        elif not model.show_stored(message):
             model.reload()
 
     def _start(self, conversation_id: str, turn: Turn | Callable[[], Turn]) -> None:
@@ -626,7 +626,8 @@ class MainWindow(QMainWindow):
             return
         if conversation_id == self.current_id:
             self.composer.set_streaming(False)
-            self._show_new(conversation_id, result.message_id)
+            stored = self.repo.get_message(result.message_id) if result.message_id else None
+            self._show_new(conversation_id, stored)
             self.status_line.setText(result.error.message if result.error else "")
             self._update_header()
             self.refresh_context_meter()

@@ -145,11 +145,11 @@ class StreamWorker(QObject):
         pending: tuple[str, str] | None = None
         try:
             turn = self._turn
-            if callable(turn) and self.cancel.is_set():
-                # Stop before the message was stored: nothing is stored, the draft stays.
-                finished = ReplyFinished(None, MessageStatus.STOPPED)
-                return
             if callable(turn):
+                if self.cancel.is_set():
+                    # Stop before the message was stored: nothing is stored, the draft stays.
+                    finished = ReplyFinished(None, MessageStatus.STOPPED)
+                    return
                 # Storing the user's message can take a while (an FTS5 merge after
                 # an import: seen 1.3 s), so it happens here, not on the GUI thread.
                 turn = turn()
