@@ -851,20 +851,38 @@ class MainWindow(QMainWindow):
 
     # -- import and export ------------------------------------------------
 
+    def _with_progress(
+        self,
+        label: str,
+        job: Callable[[Callable[[int, int | None], None]], Any],
+        done: Callable[[Any], None],
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Run ``job(report)`` in the thread pool behind a progress dialog, which closes
+        before ``done`` (or the error) is shown."""
+        from desktop_chat.gui.workers import run_job
+
+        progress = JobProgress(label, self, cancel)
+
+        def finished(result: Any) -> None:
+            progress.close()
+            done(result)
+
+        def failed(exc: Exception) -> None:
+            progress.close()
+            self.show_error(exc)
+
+        run_job(lambda: job(progress.report), finished, failed, owner=self)
+
     def import_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Import conversations", str(Path.home()), "Exports (*.json *.zip);;All files (*)"
         )
         if not path:
             return
-        from desktop_chat.gui.workers import run_job
         from desktop_chat.services import transfer
 
-        cancel = threading.Event()
-        progress = JobProgress("Importing…", self, cancel)
-
         def done(outcome: Any) -> None:
-            progress.close()
             fmt, result = outcome
             self.reload_list()
             self._update_welcome()
@@ -876,17 +894,14 @@ class MainWindow(QMainWindow):
                 f"{result.messages_existing} message(s) were already here.",
             )
 
-        def failed(exc: Exception) -> None:
-            progress.close()
-            self.show_error(exc)
-
-        run_job(
-            lambda: transfer.import_file(
-                self.repo, Path(path), progress=progress.report, cancel=cancel
+        cancel = threading.Event()
+        self._with_progress(
+            "Importing…",
+            lambda report: transfer.import_file(
+                self.repo, Path(path), progress=report, cancel=cancel
             ),
             done,
-            failed,
-            owner=self,
+            cancel,
         )
 
     def export_current(self) -> None:
@@ -900,27 +915,17 @@ class MainWindow(QMainWindow):
 
     def export_to_folder(self) -> None:
         """Every conversation as one JSON and one Markdown file, named after its title."""
-        from desktop_chat.gui.workers import run_job
         from desktop_chat.services import transfer
 
         folder = QFileDialog.getExistingDirectory(self, "Export all to a folder", str(Path.home()))
         if not folder:
             return
-        progress = JobProgress("Exporting…", self)
-
-        def done(count: int) -> None:
-            progress.close()
-            self.statusBar().showMessage(f"Exported {count} conversation(s) to {folder}", 8000)
-
-        def failed(exc: Exception) -> None:
-            progress.close()
-            self.show_error(exc)
-
-        run_job(
-            lambda: transfer.export_folder(self.repo, Path(folder), None, progress=progress.report),
-            done,
-            failed,
-            owner=self,
+        self._with_progress(
+            "Exporting…",
+            lambda report: transfer.export_folder(self.repo, Path(folder), None, progress=report),
+            lambda count: self.statusBar().showMessage(
+                f"Exported {count} conversation(s) to {folder}", 8000
+            ),
         )
 
     def export_conversations(self, ids: list[str] | None) -> None:
