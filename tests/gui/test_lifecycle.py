@@ -14,12 +14,16 @@ import pytest
 from desktop_chat.services.workspace import SESSION_MARKER
 
 
+def offscreen() -> dict[str, str]:
+    """This test's environment (its data dir included), with Qt drawing offscreen."""
+    return {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+
+
 def start_app(data_dir: Path) -> subprocess.Popen[str]:
     """The real app, offscreen, once its database is open (its session marker exists)."""
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     app = subprocess.Popen(
         [sys.executable, "-m", "desktop_chat"],
-        env=env,
+        env=offscreen(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -32,12 +36,11 @@ def start_app(data_dir: Path) -> subprocess.Popen[str]:
     return app
 
 
-def stop_app(app: subprocess.Popen[str], number: int = signal.SIGTERM) -> str:
+def stop_app(app: subprocess.Popen[str], number: int = signal.SIGTERM) -> None:
     app.send_signal(number)
     _, stderr = app.communicate(timeout=30)
     assert app.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
-    return stderr
 
 
 def log_text(data_dir: Path) -> str:
@@ -57,10 +60,9 @@ def test_a_second_launch_brings_the_first_window_forward(data_dir: Path) -> None
     from desktop_chat.services.workspace import Workspace
 
     first = start_app(data_dir)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     second = subprocess.run(
         [sys.executable, "-m", "desktop_chat"],
-        env=env,
+        env=offscreen(),
         capture_output=True,
         text=True,
         timeout=30,
@@ -74,7 +76,8 @@ def test_a_second_launch_brings_the_first_window_forward(data_dir: Path) -> None
     assert "asked it to come forward" in log  # the second launch
     assert "asked for the window" in log  # the first window heard it
     assert first.poll() is None  # and stays open
-    # A CLI command writes and reads beside the open window (WAL, busy timeout).
+    # Another process writes (as a CLI command would) and `list` reads beside the open
+    # window (WAL, busy timeout).
     workspace = Workspace.open()
     workspace.repo.create_conversation(title="Beside the window")
     workspace.close()
