@@ -183,7 +183,9 @@ class SettingsDialog(QDialog):
         self.backups_kept.setValue(settings.backups_kept)
         form.addRow("Automatic backup every", self.backup_every)
         form.addRow("Automatic backups kept", self.backups_kept)
-        form.addRow(QLabel("Import, export and backups are also in the File menu."))
+        form.addRow(
+            QLabel("Import, export, Back up now and Restore a backup are in the File menu.")
+        )
         return page
 
     def _on_encrypt_toggled(self, checked: bool) -> None:
