@@ -6,20 +6,25 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop_chat import APP_ID, APP_NAME, __version__
 from desktop_chat.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QIcon
 
 log = logging.getLogger(__name__)
 
 
 def app_icon() -> QIcon:
     from importlib import resources
+
+    from PySide6.QtGui import QIcon
 
     icon = QIcon()
     try:
@@ -34,6 +39,8 @@ def app_icon() -> QIcon:
 
 
 def _dark_palette() -> QPalette:
+    from PySide6.QtGui import QColor
+
     palette = QPalette()
     role = QPalette.ColorRole
     for name, color in (
@@ -56,30 +63,41 @@ def _dark_palette() -> QPalette:
     return palette
 
 
-def apply_theme(theme: str, chat_model: Any = None) -> bool:
-    """Light, dark, or whatever the desktop uses ("system"); True when it is dark.
+def apply_theme(theme: str, chat_model: Any = None, *, starting: bool = False) -> None:
+    """Light, dark, or whatever the desktop uses ("system").
 
     The color-scheme hint is honoured only by some platform themes, so an
     explicit choice also sets Fusion's palette; "system" keeps the platform's.
+    Starting with "system", the hint is left as the platform set it: Qt's
+    enums take ~35 ms to load, which the first paint does not wait for.
     """
     app = QApplication.instance()
     if not isinstance(app, QApplication):
-        return False
-    hints = QGuiApplication.styleHints()
-    scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(
-        theme, Qt.ColorScheme.Unknown
-    )
-    hints.setColorScheme(scheme)
+        return
     app.setStyle("Fusion")
     style = app.style()
     if theme == "dark":
         app.setPalette(_dark_palette())
     elif style is not None:
         app.setPalette(style.standardPalette())
-    dark = theme == "dark" or (theme == "system" and hints.colorScheme() == Qt.ColorScheme.Dark)
+    if theme != "system" or not starting:
+        from PySide6.QtCore import Qt
+
+        QGuiApplication.styleHints().setColorScheme(
+            {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(
+                theme, Qt.ColorScheme.Unknown
+            )
+        )
     if chat_model is not None:
-        chat_model.set_dark(dark)
-    return dark
+        chat_model.set_dark(is_dark(theme))
+
+
+def is_dark(theme: str) -> bool:
+    """Whether ``theme`` ("light", "dark" or "system") shows dark now."""
+    from PySide6.QtCore import Qt
+
+    scheme = QGuiApplication.styleHints().colorScheme()
+    return theme == "dark" or (theme == "system" and scheme == Qt.ColorScheme.Dark)
 
 
 def _saved_theme(settings_file: Path) -> str:
@@ -106,7 +124,6 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
-    app.setWindowIcon(app_icon())
     return app
 
 
@@ -183,7 +200,8 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
     instance = InstanceServer(name, app)
     # An exception escaping a slot would otherwise only reach stderr.
     sys.excepthook = lambda _kind, error, _tb: report_unexpected(app.activeWindow(), error)
-    dark = apply_theme(_saved_theme(where.settings_file))
+    theme = _saved_theme(where.settings_file)
+    apply_theme(theme, starting=True)
     window = MainWindow(state=read_state(state_file(where.config)))
     instance.sig_activate.connect(window.bring_forward)
     window.show()
@@ -192,7 +210,7 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
     after_first_paint(
         window,
         lambda: _open_in(
-            window, data_dir=data_dir, db_url=db_url, dark=dark, opened=opened, damaged=damaged
+            window, data_dir=data_dir, db_url=db_url, theme=theme, opened=opened, damaged=damaged
         ),
     )
     try:
@@ -237,7 +255,7 @@ def _open_in(
     *,
     data_dir: str | None,
     db_url: str | None,
-    dark: bool,
+    theme: str,
     opened: list[Any],
     damaged: list[str],
 ) -> None:
@@ -245,6 +263,7 @@ def _open_in(
     is told and the app quits with its exit code."""
     from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 
+    QApplication.setWindowIcon(app_icon())  # ~10 ms: not before the first paint
     # Until now a signal ended the process at once: nothing was open to lose.
     _close_on_termination()
     # After a crash the database is checked before anything reads it; after a
@@ -259,7 +278,7 @@ def _open_in(
     opened.append(workspace)
     workspace.begin_session()
     window.attach(workspace)
-    window.chat_model.set_dark(dark)
+    window.chat_model.set_dark(is_dark(theme))
     if workspace.notice:
         QTimer.singleShot(0, lambda: QMessageBox.warning(window, APP_NAME, workspace.notice or ""))
     if workspace.interrupted_on_open:

@@ -9,20 +9,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, Qt, QTimer
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
-    QListView,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressDialog,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -35,7 +30,8 @@ from desktop_chat import APP_NAME
 from desktop_chat.errors import UserFacingError
 
 # Only Qt and light modules here: the start-up paints this window before anything
-# else loads (see MainWindow). What the chat needs is imported where it is used.
+# else loads (see MainWindow). What the chat needs is imported where it is used, and
+# so is Qt's namespace of enums (``Qt``): loading it takes ~35 ms.
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -56,6 +52,8 @@ class WelcomePage(QWidget):
     """First run without a key: the two ways to get going."""
 
     def __init__(self, window: MainWindow) -> None:
+        from PySide6.QtCore import Qt
+
         super().__init__(window)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
@@ -90,6 +88,9 @@ class JobProgress:
     from its thread, the dialog shows the latest figures ten times a second."""
 
     def __init__(self, label: str, parent: QWidget, cancel: threading.Event | None = None) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QProgressDialog
+
         self.dialog = QProgressDialog(label, "Cancel", 0, 0, parent)
         self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
         self.dialog.setMinimumDuration(300)
@@ -172,7 +173,7 @@ class MainWindow(QMainWindow):
             self.attach(workspace, service)
 
     def _placeholder_panes(self) -> QSplitter:
-        splitter = QSplitter(self)
+        splitter = QSplitter()  # QSplitter(self) would load Qt's enums to pick its overload
         for _ in range(2):
             splitter.addWidget(QWidget(splitter))
         splitter.setStretchFactor(1, 1)
@@ -220,6 +221,9 @@ class MainWindow(QMainWindow):
     # -- layout ------------------------------------------------------------
 
     def _build_left(self) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QListView
+
         from desktop_chat.gui.conversation_list import ConversationDelegate
 
         self.left = QWidget(self)
@@ -241,8 +245,7 @@ class MainWindow(QMainWindow):
         self.list_view.setModel(self.list_model)
         self.list_view.setItemDelegate(ConversationDelegate(self.list_view))
         self.list_view.setEditTriggers(
-            QAbstractItemView.EditTrigger.EditKeyPressed
-            | QAbstractItemView.EditTrigger.SelectedClicked
+            QListView.EditTrigger.EditKeyPressed | QListView.EditTrigger.SelectedClicked
         )
         self.list_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list_view.setUniformItemSizes(True)
@@ -344,8 +347,12 @@ class MainWindow(QMainWindow):
 
     def _action(self, menu: QMenu, text: str, slot: Any, shortcut: Any = None) -> QAction:
         action = QAction(text, self)
+        if isinstance(shortcut, str):
+            shortcut = [QKeySequence(shortcut)]
         if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
+            # setShortcuts: setShortcut's overloads load Qt's enums (~35 ms) before the
+            # first paint; a standard key also gets all of the platform's bindings.
+            action.setShortcuts(shortcut)
         action.triggered.connect(self._when_attached(slot))
         menu.addAction(action)
         return action
@@ -398,7 +405,7 @@ class MainWindow(QMainWindow):
             row = self.chat_model.row_of(focus_message)
             if row >= 0:
                 self.chat_view.scrollTo(
-                    self.chat_model.index(row), QAbstractItemView.ScrollHint.PositionAtTop
+                    self.chat_model.index(row), self.chat_view.ScrollHint.PositionAtTop
                 )
         self._update_header()
         handle = self.streams.get(conversation_id or "")
@@ -661,6 +668,7 @@ class MainWindow(QMainWindow):
 
     def _show_reasoning(self, text: str) -> None:
         """What a reasoning model thought before it answered, to read and copy."""
+        from PySide6.QtCore import Qt
         from PySide6.QtWidgets import QDialog, QDialogButtonBox, QPlainTextEdit
 
         dialog = QDialog(self)
@@ -715,6 +723,8 @@ class MainWindow(QMainWindow):
         elif self.current_id in self.streams:
             self.statusBar().showMessage("Wait for the reply to finish, or stop it.", 3000)
         elif action == "edit":
+            from PySide6.QtWidgets import QInputDialog
+
             text, ok = QInputDialog.getMultiLineText(
                 self, "Edit and resend", "Your message:", message.content
             )
@@ -793,6 +803,8 @@ class MainWindow(QMainWindow):
 
     def show_context(self) -> None:
         """Every message the next request carries, its tokens and why; what is left out."""
+        from PySide6.QtCore import Qt
+
         from desktop_chat.gui.context_dialog import ContextDialog
 
         if self.current_id is None:
@@ -875,6 +887,8 @@ class MainWindow(QMainWindow):
         run_job(lambda: job(progress.report), finished, failed, owner=self)
 
     def import_file(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getOpenFileName(
             self, "Import conversations", str(Path.home()), "Exports (*.json *.zip);;All files (*)"
         )
@@ -915,6 +929,8 @@ class MainWindow(QMainWindow):
 
     def export_to_folder(self) -> None:
         """Every conversation as one JSON and one Markdown file, named after its title."""
+        from PySide6.QtWidgets import QFileDialog
+
         from desktop_chat.services import transfer
 
         folder = QFileDialog.getExistingDirectory(self, "Export all to a folder", str(Path.home()))
@@ -929,6 +945,8 @@ class MainWindow(QMainWindow):
         )
 
     def export_conversations(self, ids: list[str] | None) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
         from desktop_chat.gui.workers import run_job
         from desktop_chat.services import transfer
 

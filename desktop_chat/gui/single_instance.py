@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCryptographicHash, QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from desktop_chat import APP_ID
@@ -14,8 +13,11 @@ TIMEOUT_MS = 500
 
 
 def server_name(data_dir: Path) -> str:
-    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
-    return f"{APP_ID}-{digest}"
+    # Qt's hash, already loaded: hashlib would load OpenSSL (~5 ms) before the first paint.
+    digest = QCryptographicHash.hash(
+        str(data_dir.resolve()).encode(), QCryptographicHash.Algorithm.Sha256
+    )
+    return f"{APP_ID}-{digest.toHex().toStdString()[:16]}"
 
 
 def ask_running_instance(name: str) -> bool:
