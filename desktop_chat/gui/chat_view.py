@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +57,7 @@ class Roles(enum.IntEnum):
     CODE_BLOCKS = enum.auto()
     BRANCH = enum.auto()
     INCLUDED = enum.auto()
+    LAYOUT = enum.auto()  # what the row's rendering depends on, for the delegate's caches
 
 
 class ChatModel(QAbstractListModel):
@@ -74,6 +76,18 @@ class ChatModel(QAbstractListModel):
         self._branches: dict[str, tuple[int, int]] = {}
         self._excluded: set[str] = set()
         self.dark = False
+        self._roles: dict[int, Callable[[Message], Any]] = {
+            Roles.MESSAGE: lambda message: message,
+            Roles.HTML: lambda message: self._render(message)[0],
+            Roles.CODE_BLOCKS: lambda message: self._render(message)[1],
+            Roles.BRANCH: lambda message: self._branches.get(message.id, (0, 1)),
+            Roles.INCLUDED: lambda message: message.id not in self._excluded,
+            Roles.LAYOUT: self._layout_key,
+            Qt.ItemDataRole.DisplayRole: lambda message: message.content,
+            Qt.ItemDataRole.ToolTipRole: lambda message: message.created_at.astimezone().strftime(
+                "%A %d %B %Y, %H:%M:%S"
+            ),
+        }
 
     # -- loading -----------------------------------------------------------
 
@@ -188,20 +202,20 @@ class ChatModel(QAbstractListModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        message = self._rows[index.row()]
-        if role in (Roles.HTML, Roles.CODE_BLOCKS):
-            html, blocks = self._render(message)
-            return html if role == Roles.HTML else blocks
-        values: dict[int, Any] = {
-            Qt.ItemDataRole.DisplayRole: message.content,
-            Qt.ItemDataRole.ToolTipRole: message.created_at.astimezone().strftime(
-                "%A %d %B %Y, %H:%M:%S"
-            ),
-            Roles.MESSAGE: message,
-            Roles.BRANCH: self._branches.get(message.id, (0, 1)),
-            Roles.INCLUDED: message.id not in self._excluded,
-        }
-        return values.get(role)
+        # Asked for each row on every layout, several roles each: compute only the one asked.
+        value = self._roles.get(role)
+        return None if value is None else value(self._rows[index.row()])
+
+    def _layout_key(self, message: Message) -> tuple[Any, ...]:
+        return (
+            message.id,
+            len(message.content),
+            message.status.value,
+            message.pinned,
+            self._branches.get(message.id, (0, 1)),
+            message.id not in self._excluded,
+            self.dark,
+        )
 
     def _render(self, message: Message) -> tuple[str, list[str]]:
         key = (message.id, len(message.content), message.status.value, self.dark)
@@ -310,7 +324,10 @@ class MessageDelegate(QStyledItemDelegate):
     def __init__(self, view: QListView) -> None:
         super().__init__(view)
         self._view = view
-        self._sizes: dict[tuple[str, int, int, str, bool, tuple[int, int], bool], QSize] = {}
+        self._sizes: dict[tuple[Any, ...], QSize] = {}
+        # Laid-out documents of the rows last measured, painted or hovered: a streaming
+        # reply's row is measured and painted for each batch, and hovering asks on each move.
+        self._documents: dict[tuple[Any, ...], QTextDocument] = {}
 
     def _document(self, index: Index, width: int) -> QTextDocument:
         message: Message = index.data(Roles.MESSAGE)
@@ -345,21 +362,24 @@ class MessageDelegate(QStyledItemDelegate):
     def _width(self, option: QStyleOptionViewItem) -> int:
         return max(200, option.rect.width() or self._view.viewport().width())
 
+    def _laid_out(self, index: Index, width: int) -> QTextDocument:
+        key = (*index.data(Roles.LAYOUT), width, self._view.palette().cacheKey())
+        document = self._documents.pop(key, None)
+        if document is None:
+            document = self._document(index, width)
+            if len(self._documents) >= 64:
+                del self._documents[next(iter(self._documents))]  # the least recently used
+        self._documents[key] = document
+        return document
+
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        message: Message = index.data(Roles.MESSAGE)
+        # Asked for every loaded row on each layout (each batch of a streaming reply):
+        # one model call, then a dict lookup.
         width = self._width(option)
-        key = (
-            message.id,
-            width,
-            len(message.content),
-            message.status.value,
-            message.pinned,
-            index.data(Roles.BRANCH),
-            bool(index.data(Roles.INCLUDED)),
-        )
+        key = (*index.data(Roles.LAYOUT), width)
         size = self._sizes.get(key)
         if size is None:
-            document = self._document(index, width)
+            document = self._laid_out(index, width)
             size = QSize(width, int(document.size().height()) + 4)
             if len(self._sizes) > 5000:
                 self._sizes.clear()
@@ -381,14 +401,14 @@ class MessageDelegate(QStyledItemDelegate):
             painter.fillRect(
                 QRectF(rect.left(), rect.top() + 2, 3, rect.height() - 4), QColor("#c62828")
             )
-        document = self._document(index, int(rect.width()))
+        document = self._laid_out(index, int(rect.width()))
         painter.translate(rect.topLeft())
         document.drawContents(painter, QRectF(0, 0, rect.width(), rect.height()))
         painter.restore()
 
     def anchor_at(self, index: Index, pos: QPointF) -> str:
         rect = self._view.visualRect(index)
-        document = self._document(index, rect.width())
+        document = self._laid_out(index, rect.width())
         local = pos - QPointF(rect.topLeft())
         return document.documentLayout().anchorAt(local)
 
