@@ -201,7 +201,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _print_json(value: Any) -> None:
     import json
 
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    from desktop_chat.storage.transfer import json_default
+
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=json_default)
     sys.stdout.write("\n")
 
 

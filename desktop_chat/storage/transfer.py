@@ -63,14 +63,18 @@ def openai_messages(conversation: Conversation, thread: list[Message]) -> list[d
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    # Role and status are StrEnums: JSON writes them as their strings (reading
-    # ``.value`` a million times is a noticeable part of exporting everything).
+    """The message as the export writes it (``encode``, or ``json`` with ``json_default``).
+
+    Role and status are StrEnums, written as their strings, and the time is left a
+    datetime for the encoder: reading ``.value`` and formatting a million times were
+    a noticeable part of exporting everything.
+    """
     data: dict[str, Any] = {
         "id": message.id,
         "parent_id": message.parent_id,
         "role": message.role,
         "content": message.content,
-        "created_at": to_iso(message.created_at),
+        "created_at": message.created_at,
         "status": message.status,
     }
     for key in ("model", "token_count", "prompt_tokens", "completion_tokens", "error"):
@@ -89,8 +93,8 @@ def conversation_json(tree: ConversationTree) -> dict[str, Any]:
     return {
         "id": conv.id,
         "title": conv.title,
-        "created_at": to_iso(conv.created_at),
-        "updated_at": to_iso(conv.updated_at),
+        "created_at": conv.created_at,
+        "updated_at": conv.updated_at,
         "model": conv.model,
         "provider": conv.provider,
         "system_prompt": conv.system_prompt,
@@ -108,14 +112,24 @@ def conversation_json(tree: ConversationTree) -> dict[str, Any]:
 
 
 def encode(document: Any) -> bytes:
-    """Compact UTF-8 JSON; orjson where it can, the standard library where it cannot.
+    """Compact UTF-8 JSON, times as ISO 8601 UTC with a ``Z`` (``to_iso``); orjson where
+    it can, the standard library where it cannot.
 
     orjson refuses integers beyond 64 bits (imported metadata may hold them).
     """
     try:
-        return orjson.dumps(document)
+        return orjson.dumps(document, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(
+            document, ensure_ascii=False, separators=(",", ":"), default=json_default
+        ).encode()
+
+
+def json_default(value: Any) -> str:
+    """For ``json.dump``: the datetimes in ``message_json`` and ``conversation_json``."""
+    if isinstance(value, datetime):
+        return to_iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _byte_writer(out: IO[str]) -> Callable[[bytes], object]:
