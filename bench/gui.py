@@ -246,15 +246,53 @@ def main() -> int:
     measure_open(app, window, huge_id)
     measure_hostile(app, window)
     measure_stalls(app, window, huge_id)
-    for conversation_id in long_ids:
-        window.open_conversation(conversation_id)
-        app.processEvents()
-    print(
-        f"RSS after opening 20 conversations of 2,000 messages: {rss_mb():.0f} MB (target <= 150)"
-    )
     window.close()
     workspace.close()
+    measure_rss(env, long_ids)
     return 0
+
+
+RSS_PROBE = """
+import json, sys
+from PySide6.QtCore import QThreadPool
+from bench.gui import rss_mb
+from desktop_chat.gui.application import create_application, start_prewarm
+from desktop_chat.gui.main_window import MainWindow
+from desktop_chat.services.workspace import Workspace
+app = create_application()
+figures = {"python and Qt": rss_mb()}
+workspace = Workspace.open()
+window = MainWindow(workspace)
+window.resize(1100, 760)
+window.show()
+app.processEvents()
+figures["the window, open on its data"] = rss_mb()
+start_prewarm().join()  # as after every start: the SDK and the tokenizer, for the first Send
+figures["+ the OpenAI SDK and the tokenizer"] = rss_mb()
+for conversation_id in json.loads(sys.argv[1]):
+    window.open_conversation(conversation_id)
+    app.processEvents()
+    QThreadPool.globalInstance().waitForDone()  # its context plan (token counts)
+    app.processEvents()
+figures["+ 20 conversations of 2,000 messages opened"] = rss_mb()
+print(json.dumps(figures))
+"""
+
+
+def measure_rss(env: dict[str, str], conversation_ids: list[str]) -> None:
+    """RSS in a fresh app process, as a user opens one conversation after another."""
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, json.dumps(conversation_ids)],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    steps = "; ".join(f"{what} {mb:.0f} MB" for what, mb in figures.items())
+    final = list(figures.values())[-1]
+    print(f"RSS after opening 20 conversations of 2,000 messages: {final:.0f} MB (target <= 150)")
+    print(f"    {steps}")
 
 
 if __name__ == "__main__":
