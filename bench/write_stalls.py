@@ -1,0 +1,60 @@
+"""Single writes right after a bulk import: how long one message takes to store.
+
+A reply's text is saved at least once a second while it streams (DESIGN.md, "A turn"),
+so a save that stalls longer than that breaks the crash-loss promise. After an import
+leaves large segments in the FTS5 index, a later small write can trigger their merge.
+
+Run: .venv/bin/python bench/write_stalls.py [--messages N]   (default 200,000 imported first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+WRITES = 3000
+TEXT = "A reply about python, sqlite, memory, tokens and a garden. " * 8
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=200_000)
+    args = parser.parse_args()
+    os.environ["DESKTOP_CHAT_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-stalls-")
+
+    from bench.storage import history
+    from desktop_chat.core.types import Role
+    from desktop_chat.services.workspace import Workspace
+
+    workspace = Workspace.open()
+    repo = workspace.repo
+    print(f"importing {args.messages:,} messages …", flush=True)
+    for batch in history(args.messages, max(10, args.messages // 100)):
+        repo.import_trees(batch)
+    conversation = repo.create_conversation(title="after the import")
+    parent = None
+    took = []
+    for n in range(WRITES):
+        started = time.perf_counter()
+        parent = repo.append_message(conversation.id, parent, Role.USER, f"{TEXT}{n}").id
+        took.append((time.perf_counter() - started) * 1000)
+    slow = [(n, round(ms)) for n, ms in enumerate(took) if ms > 200]
+    took.sort()
+    print(
+        f"{WRITES:,} single message writes after the import: p50 {took[WRITES // 2]:.1f} ms, "
+        f"p99 {took[int(WRITES * 0.99)]:.1f} ms, max {took[-1]:.0f} ms "
+        "(target: none near 1 s, the save interval while a reply streams)"
+    )
+    print(f"    writes over 200 ms (write number, ms): {slow or 'none'}")
+    workspace.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
