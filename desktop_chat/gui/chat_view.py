@@ -207,11 +207,16 @@ class ChatModel(QAbstractListModel):
         return None if value is None else value(self._rows[index.row()])
 
     def _layout_key(self, message: Message) -> tuple[Any, ...]:
+        """Everything a row's rendering depends on (see MessageDelegate._document)."""
         return (
             message.id,
             len(message.content),
             message.status.value,
             message.pinned,
+            message.model,
+            message.error,
+            message.metadata.get("finish_reason"),
+            isinstance(message.metadata.get("thinking"), str),
             self._branches.get(message.id, (0, 1)),
             message.id not in self._excluded,
             self.dark,
@@ -363,7 +368,8 @@ class MessageDelegate(QStyledItemDelegate):
         return max(200, option.rect.width() or self._view.viewport().width())
 
     def _laid_out(self, index: Index, width: int) -> QTextDocument:
-        key = (*index.data(Roles.LAYOUT), width, self._view.palette().cacheKey())
+        view = self._view
+        key = (*index.data(Roles.LAYOUT), width, view.palette().cacheKey(), view.font().key())
         document = self._documents.pop(key, None)
         if document is None:
             document = self._document(index, width)

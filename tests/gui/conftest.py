@@ -76,7 +76,7 @@ def seen_text(window: MainWindow, row: int) -> str:
     """The row as painted: header, text, inline error and action links."""
     view = window.chat_view
     index = window.chat_model.index(row)
-    return view.delegate._document(index, view.visualRect(index).width()).toPlainText()
+    return view.delegate._laid_out(index, view.visualRect(index).width()).toPlainText()
 
 
 def click_link(qtbot: QtBot, window: MainWindow, row: int, action: str) -> None:
@@ -85,7 +85,7 @@ def click_link(qtbot: QtBot, window: MainWindow, row: int, action: str) -> None:
     index = window.chat_model.index(row)
     view.scrollTo(index)
     rect = view.visualRect(index)
-    document = view.delegate._document(index, rect.width())
+    document = view.delegate._laid_out(index, rect.width())
     layout = document.documentLayout()
     document.size()  # lays the document out: lines exist from here on
     href = ACTION_SCHEME + action

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,25 @@ def test_error_shown_inline_then_retry(
     window.chat_view.delegate.sig_action.emit("retry", failed.id)
     wait_idle(qtbot, window)
     assert shown(window)[-1][1:] == ("Recovered.", MessageStatus.COMPLETE)
+
+
+def test_a_row_is_painted_anew_when_only_its_error_or_reasoning_changes(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace
+) -> None:
+    """Rows are painted from laid-out documents kept between paints: a retry that fails
+    again before any text arrives changes the error alone, not the text's length."""
+    (conv_id,) = seed(workspace, ["Failing"])
+    window.open_conversation(conv_id)
+    answer = window.chat_model.message_at(1)
+    first = replace(answer, status=MessageStatus.ERROR, error="The server timed out.")
+    window.chat_model.show_stored(first)
+    assert "The server timed out." in seen_text(window, 1)
+    window.chat_model.show_stored(replace(first, error="The API key was refused."))
+    assert "The API key was refused." in seen_text(window, 1)
+    assert "Reasoning" not in seen_text(window, 1)
+    thought = replace(first, metadata={**first.metadata, "thinking": "First, ..."})
+    window.chat_model.show_stored(thought)
+    assert "Reasoning" in seen_text(window, 1)
 
 
 def test_copy_action_puts_text_on_the_clipboard(
