@@ -367,9 +367,13 @@ class MessageDelegate(QStyledItemDelegate):
     def _width(self, option: QStyleOptionViewItem) -> int:
         return max(200, option.rect.width() or self._view.viewport().width())
 
+    def forget(self) -> None:
+        """Drop the kept sizes and documents: the view's font or palette changed."""
+        self._sizes.clear()
+        self._documents.clear()
+
     def _laid_out(self, index: Index, width: int) -> QTextDocument:
-        view = self._view
-        key = (*index.data(Roles.LAYOUT), width, view.palette().cacheKey(), view.font().key())
+        key = (*index.data(Roles.LAYOUT), width)
         document = self._documents.pop(key, None)
         if document is None:
             document = self._document(index, width)
@@ -522,6 +526,13 @@ class ChatView(QListView):
     def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
         if last == self.chat_model.rowCount() - 1 and self._follow:
             self.scrollToBottom()
+
+    def changeEvent(self, event: QEvent) -> None:
+        # Rows are measured and painted from kept documents in this font and palette.
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.PaletteChange):
+            self.delegate.forget()
+            self.scheduleDelayedItemsLayout()
+        super().changeEvent(event)
 
     def _on_data_changed(self, *args: Any) -> None:
         if self._follow:

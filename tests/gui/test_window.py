@@ -343,6 +343,25 @@ def test_a_row_is_painted_anew_when_only_its_error_or_reasoning_changes(
     assert "Reasoning" in seen_text(window, 1)
 
 
+def test_rows_are_measured_and_painted_anew_in_a_new_font(
+    qtbot: QtBot, window: MainWindow, workspace: Workspace
+) -> None:
+    (conv_id,) = seed(workspace, ["Fonts"])
+    window.open_conversation(conv_id)
+    view = window.chat_view
+    index = window.chat_model.index(1)
+    width = view.visualRect(index).width()
+    before = view.delegate._laid_out(index, width)
+    height = view.sizeHintForIndex(index).height()
+    font = view.font()
+    font.setPointSize(font.pointSize() * 2)
+    view.setFont(font)
+    after = view.delegate._laid_out(index, width)
+    assert after is not before
+    assert after.defaultFont().pointSize() == font.pointSize()
+    assert view.sizeHintForIndex(index).height() > height
+
+
 def test_copy_action_puts_text_on_the_clipboard(
     qtbot: QtBot, window: MainWindow, workspace: Workspace
 ) -> None:
