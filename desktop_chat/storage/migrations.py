@@ -151,6 +151,19 @@ def m004_full_text_index_merges(db: peewee.Database) -> None:
     db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('automerge', 16)")
 
 
+@migration
+def m005_full_text_index_merges_in_background(db: peewee.Database) -> None:
+    # FTS5 finishes a level's merge inside whichever write fills the level to
+    # "crisismerge" segments (16). After a bulk import the level holds the import's
+    # large segments, so a single message write then rewrote them all: 2-3 s after
+    # 50,000 imported messages, 7-9 s after 200,000 (bench/write_stalls.py), holding
+    # the write lock throughout. The window merges in small background steps instead
+    # (storage.search.merge_step, at 16 segments as automerge does), and a write
+    # merges a level whole only at 1,000 segments, which that upkeep never lets happen.
+    db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('usermerge', 16)")
+    db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('crisismerge', 1000)")
+
+
 def applied(db: peewee.Database) -> list[str]:
     """Names of the migrations already applied, in order."""
     db.execute_sql(

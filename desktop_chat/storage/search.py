@@ -46,6 +46,19 @@ def bulk_indexing(db: peewee.Database, first_id: int) -> Iterator[None]:
     db.execute_sql(trigger)
 
 
+def merge_step(db: peewee.Database, pages: int) -> bool:
+    """Merge the message index's segments by about ``pages`` pages; False when none needed it.
+
+    Each step is its own short write transaction, so a message write waits for
+    one step at most (see migration m005). FTS5 changes two or more rows when it
+    merged something, none or one when nothing was due.
+    """
+    connection = db.connection()
+    before = connection.total_changes
+    db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('merge', ?)", (pages,))
+    return bool(connection.total_changes - before >= 2)
+
+
 def _terms(query: str) -> list[str]:
     """Whitespace-separated terms; "quoted phrases" stay whole."""
     cleaned = storable(query).replace("\x00", " ").replace(START, "").replace(END, "")

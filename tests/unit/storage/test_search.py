@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import string
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -306,3 +308,40 @@ def test_newest_first_and_limit(repo: Repository) -> None:
     mixed = repo.search("needle", limit=3)
     assert [h.message_id for h in mixed] == [None, ids[-1], ids[-2]]  # titles come first
     assert mixed[0].conversation_id == titled.id
+
+
+def imported_history(repo: Repository, messages: int = 4000) -> None:
+    """One bulk import of varied text: its index lands in a few large segments."""
+    rng = random.Random(7)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(3000)]
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    trees = []
+    for c in range(messages // 100):
+        conv_id, parent, thread = str(uuid.uuid4()), None, []
+        for _ in range(100):
+            text = " ".join(rng.choices(words, k=60))
+            thread.append(Message(str(uuid.uuid4()), conv_id, parent, Role.USER, text, moment))
+            parent = thread[-1].id
+        trees.append(ConversationTree(Conversation(conv_id, f"Chat {c}", moment, moment), thread))
+    repo.import_trees(trees)
+
+
+def test_a_write_after_an_import_never_merges_the_imported_index_whole(
+    repo: Repository,
+) -> None:
+    # FTS5 used to merge a level whole in the write that filled it to 16
+    # segments: after an import, that write rewrote the import's entire index
+    # (seconds, holding the write lock). Writes now do bounded merge work only.
+    imported_history(repo)
+    (index_rows,) = repo.db.execute_sql("SELECT count(*) FROM message_fts_data").fetchone()
+    conversation = repo.create_conversation()
+    connection = repo.db.connection()
+    parent = None
+    changed = []
+    for n in range(300):
+        before = connection.total_changes
+        parent = repo.append_message(conversation.id, parent, Role.USER, f"note {n} abc").id
+        changed.append(connection.total_changes - before)
+    assert max(changed) < index_rows / 2, (max(changed), index_rows)
+    assert len(message_ids(repo.search("note 299 abc"))) == 1
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
