@@ -288,6 +288,7 @@ def _open_in(
             10_000,
         )
     _start_rolling_backup(workspace)
+    workspace.start_index_upkeep()
     QTimer.singleShot(0, start_prewarm)
     if not check_now:
         QTimer.singleShot(0, lambda: _check_integrity_later(window, workspace, damaged))

@@ -16,6 +16,7 @@ from desktop_chat import paths
 from desktop_chat.errors import CorruptDatabaseError, StorageError, UserFacingError
 from desktop_chat.services import encryption as encryption_service
 from desktop_chat.services import settings as settings_io
+from desktop_chat.services.index_upkeep import IndexUpkeep
 from desktop_chat.storage import Repository, backup, encryption, open_database
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Workspace:
     notice: str | None = None  # told to the user once: e.g. a damaged database moved aside
     # The SQLCipher key when the database is encrypted (for backups); never logged.
     db_key: str | None = field(default=None, repr=False)
+    upkeep: IndexUpkeep | None = None
 
     @classmethod
     def open(
@@ -100,7 +102,18 @@ class Workspace:
     def save_settings(self) -> None:
         settings_io.save(self.settings, self.paths.settings_file)
 
+    def start_index_upkeep(self) -> None:
+        """Merge the search index in the background from now on (the window does this)."""
+        if self.upkeep is None and IndexUpkeep.applies_to(self.repo.db):
+            self.upkeep = IndexUpkeep(self.repo.db)
+            self.repo.after_write = self.upkeep.notify
+            self.upkeep.start()
+
     def close(self) -> None:
+        if self.upkeep is not None:
+            self.repo.after_write = None
+            self.upkeep.stop()
+            self.upkeep = None
         self.repo.close()
 
     def request_restore(self, name: str) -> None:

@@ -154,6 +154,8 @@ class Repository:
         # Repository's writes to whichever database was opened last.
         self._conversations = _bound(ConversationRow, db)
         self._messages = _bound(MessageRow, db)
+        # Called after each write transaction commits (the search index upkeep listens).
+        self.after_write: Callable[[], None] | None = None
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -192,6 +194,8 @@ class Repository:
                 yield
         except peewee.OperationalError as exc:
             raise _write_error(exc) from exc
+        if self.after_write is not None:
+            self.after_write()
 
     def _sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.db.execute_sql(sql, params).fetchall())
