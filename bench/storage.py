@@ -236,6 +236,7 @@ def main() -> int:
         rate >= 20_000,
     )
     print(f"    {imported:,} messages in {importing:.1f} s", flush=True)
+    measure_indexing(repo)
     repo.db.execute_sql("PRAGMA optimize")
 
     long_count = repo.get_conversation(long_id).message_count
@@ -272,6 +273,35 @@ def main() -> int:
     else:
         shutil.rmtree(data, ignore_errors=True)
     return 0
+
+
+def measure_indexing(repo: Repository) -> None:
+    """A large import commits before its messages are indexed for search: how search
+    fares meanwhile, and how long the index takes to catch up (as the CLI does it
+    before it exits; the window does it in the background in smaller steps)."""
+    waiting = repo.pending_index()
+    if not waiting:
+        return
+    times = []
+    for query in QUERIES[:10]:
+        started = time.perf_counter()
+        repo.search(query, limit=50)
+        times.append((time.perf_counter() - started) * 1000)
+    print(
+        f"    search while {waiting:,} messages wait for the index, 10 queries: "
+        f"median {statistics.median(times):,.0f} ms, max {max(times):,.0f} ms",
+        flush=True,
+    )
+    started = time.perf_counter()
+    while repo.index_pending(50_000):
+        pass
+    took = time.perf_counter() - started
+    line(
+        "    indexing for search after the import",
+        f"{waiting / took:,.0f} msg/s",
+        "(no target)",
+    )
+    print(f"    {waiting:,} messages in {took:.1f} s", flush=True)
 
 
 def measure_search(repo: Repository) -> None:

@@ -19,6 +19,7 @@ from desktop_chat.errors import BadInputError, UserFacingError
 
 if TYPE_CHECKING:
     from desktop_chat.services.workspace import Workspace
+    from desktop_chat.storage import Repository
 
 log = logging.getLogger("desktop_chat")
 Handler = Callable[[argparse.Namespace, "Workspace"], int]
@@ -369,6 +370,7 @@ def cmd_import(args: argparse.Namespace, workspace: Workspace) -> int:
     )
     if show:
         print(file=sys.stderr)
+    _index_for_search(workspace.repo, show)
     existing = result.conversations_existing + result.conversations_updated
     print(
         f"Imported {fmt}: {result.conversations_added} conversation(s) and "
@@ -381,6 +383,19 @@ def cmd_import(args: argparse.Namespace, workspace: Workspace) -> int:
         )
     )
     return 0
+
+
+def _index_for_search(repo: Repository, show: bool) -> None:
+    """Index what a large import left for later (the window does it in the background;
+    this process ends, and a search right after should not have to read every message)."""
+    total = repo.pending_index()
+    done = 0
+    while covered := repo.index_pending(50_000):
+        done = min(total, done + covered)
+        if show:
+            print(f"\rIndexing for search: {done}/{total}", end="", file=sys.stderr, flush=True)
+    if show and total:
+        print(file=sys.stderr)
 
 
 def cmd_ask(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -1,9 +1,11 @@
-"""Merge the full-text index in the background, a few pages at a time.
+"""Keep the full-text index up to date and merged, in the background, in small steps.
 
-FTS5 would otherwise merge inside a user's write, and after a bulk import that
-write rewrites the import's whole index while holding the write lock (seconds;
-see migration m005). The window runs this thread; CLI commands, which write
-only by importing, leave the merging to the next window.
+A large import commits before its messages are indexed (migration m006); this
+thread indexes them a few hundred at a time. FTS5 would also merge segments
+inside a user's write, and after a bulk import that write rewrites the import's
+whole index while holding the write lock (seconds; migration m005); this thread
+merges a few pages at a time instead. The window runs it; the CLI indexes what
+it imports before it exits and leaves the merging to the next window.
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import peewee
 
-from desktop_chat.storage import search
+from desktop_chat.errors import StorageError
+from desktop_chat.storage import Repository
 
 log = logging.getLogger(__name__)
 
 
 class IndexUpkeep:
-    """A daemon thread that merges the message index whenever the database changed.
+    """A daemon thread that indexes and merges whenever the database changed.
 
-    It merges ``pages`` pages per step, pausing ``pause`` seconds between steps
-    so waiting writers get the lock, until nothing is left to merge. It looks
+    Each step, its own short transaction, indexes ``messages`` waiting messages or
+    merges ``pages`` pages; it pauses ``pause`` seconds between steps so waiting
+    writers get the lock, until nothing is left to do. It looks
     when ``notify`` is called (after each of this process's writes) and every
     ``interval`` seconds (SQLite's ``data_version``, which other processes'
     commits change too, such as an import by the CLI).
@@ -31,13 +36,16 @@ class IndexUpkeep:
 
     def __init__(
         self,
-        db: peewee.Database,
+        repo: Repository,
         *,
+        messages: int = 500,
         pages: int = 100,
         pause: float = 0.02,
         interval: float = 5.0,
     ) -> None:
-        self._db = db
+        self._repo = repo
+        self._db = repo.db
+        self._messages = messages
         self._pages = pages
         self._pause = pause
         self._interval = interval
@@ -70,22 +78,26 @@ class IndexUpkeep:
             while not self._stopping:
                 version = self._db.execute_sql("PRAGMA data_version").fetchone()[0]
                 if version != seen:
-                    seen = version
-                    self._merge_all()
+                    done = self._steps(
+                        lambda: self._repo.index_pending(self._messages) > 0
+                    ) and self._steps(lambda: self._repo.merge_search_index(self._pages))
+                    seen = version if done else None  # None: try again after the interval
                 self._wake.wait(self._interval)
                 self._wake.clear()
-        except peewee.DatabaseError as exc:  # never fatal: FTS5 merges on its own then
+        except peewee.DatabaseError as exc:  # never fatal: search scans what is not indexed
             log.warning("full-text index upkeep stopped: %s", exc)
         finally:
             self._db.close()  # this thread's connection only
 
-    def _merge_all(self) -> None:
+    def _steps(self, step: Callable[[], bool]) -> bool:
+        """Run ``step`` until it has nothing left to do; False if it could not go on."""
         while not self._stopping:
             try:
-                merged = search.merge_step(self._db, self._pages)
-            except peewee.OperationalError as exc:  # busy or locked: try again next time
-                log.info("full-text index merge deferred: %s", exc)
-                return
-            if not merged:
-                return
+                more = step()
+            except (peewee.OperationalError, StorageError) as exc:  # busy, disk full
+                log.info("full-text index upkeep deferred: %s", exc)
+                return False
+            if not more:
+                return True
             time.sleep(self._pause)
+        return False

@@ -103,9 +103,9 @@ class Workspace:
         settings_io.save(self.settings, self.paths.settings_file)
 
     def start_index_upkeep(self) -> None:
-        """Merge the search index in the background from now on (the window does this)."""
+        """Index and merge for search in the background from now on (the window does this)."""
         if self.upkeep is None and IndexUpkeep.applies_to(self.repo.db):
-            self.upkeep = IndexUpkeep(self.repo.db)
+            self.upkeep = IndexUpkeep(self.repo)
             self.repo.after_write = self.upkeep.notify
             self.upkeep.start()
 

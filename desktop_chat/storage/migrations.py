@@ -164,6 +164,43 @@ def m005_full_text_index_merges_in_background(db: peewee.Database) -> None:
     db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('crisismerge', 1000)")
 
 
+@migration
+def m006_search_index_follows_large_imports(db: peewee.Database) -> None:
+    # A large import commits its messages without indexing them; their id ranges
+    # wait here until the index catches up (storage.search.index_pending), and
+    # search scans them directly meanwhile. FTS5 must not be told to delete a row
+    # it never indexed, so the delete and update triggers skip waiting rows: the
+    # index reads their current text when it gets to them.
+    _run(
+        db,
+        """
+        CREATE TABLE message_fts_pending (
+            first_id INTEGER PRIMARY KEY,
+            last_id INTEGER NOT NULL
+        );
+        DROP TRIGGER message_fts_delete;
+        DROP TRIGGER message_fts_update;
+        CREATE TRIGGER message_fts_delete AFTER DELETE ON message
+        WHEN NOT EXISTS (
+            SELECT 1 FROM message_fts_pending p WHERE old.id BETWEEN p.first_id AND p.last_id
+        )
+        BEGIN
+            INSERT INTO message_fts (message_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER message_fts_update AFTER UPDATE OF content ON message
+        WHEN NOT EXISTS (
+            SELECT 1 FROM message_fts_pending p WHERE old.id BETWEEN p.first_id AND p.last_id
+        )
+        BEGIN
+            INSERT INTO message_fts (message_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            INSERT INTO message_fts (rowid, content) VALUES (new.id, new.content);
+        END
+        """,
+    )
+
+
 def applied(db: peewee.Database) -> list[str]:
     """Names of the migrations already applied, in order."""
     db.execute_sql(

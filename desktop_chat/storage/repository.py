@@ -659,6 +659,20 @@ class Repository:
                         progress(done, total)
         return result
 
+    def index_pending(self, limit: int) -> int:
+        """Index up to ``limit`` of the messages a large import left for later, in one
+        transaction; how many it covered (0: the search index is complete)."""
+        with self._write():
+            return fts.index_pending(self.db, limit)
+
+    def pending_index(self) -> int:
+        """How many messages wait to be indexed (search reads them directly meanwhile)."""
+        return fts.pending_count(self.db)
+
+    def merge_search_index(self, pages: int) -> bool:
+        """One bounded step of merging the search index; False when nothing needed it."""
+        return fts.merge_step(self.db, pages)
+
     def _import_tree(self, tree: ConversationTree, next_pk: int) -> tuple[ImportResult, int]:
         conv = tree.conversation
         title = one_line(conv.title or "Untitled")  # for error messages

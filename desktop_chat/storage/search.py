@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import peewee
@@ -23,9 +23,14 @@ START, END = "\x02", "\x03"  # highlight markers; never typed, stripped from the
 _TRIGRAM = 3  # the trigram tokenizer only indexes runs of 3+ characters
 
 
+# An import of this many messages or more commits before they are indexed; the
+# window's background upkeep (or the CLI, right after) indexes them in steps.
+DEFER_INDEXING_AT = 5_000
+
+
 @contextlib.contextmanager
 def bulk_indexing(db: peewee.Database, first_id: int) -> Iterator[None]:
-    """Index the messages inserted inside the block in one pass at its end.
+    """Index the messages inserted inside the block in one pass at its end, or later.
 
     Call inside a write transaction. Feeding FTS5 one row at a time from the
     insert trigger is about three times slower than one ``INSERT ... SELECT``
@@ -33,17 +38,64 @@ def bulk_indexing(db: peewee.Database, first_id: int) -> Iterator[None]:
     (DDL is transactional in SQLite: a failure rolls both back, and other
     connections never see the trigger missing). Messages inserted in the
     block must have ids >= ``first_id``.
+
+    Indexing is most of a large import's time (the trigram index holds every
+    three-character sequence), so from ``DEFER_INDEXING_AT`` messages on only
+    their id range is noted, in the same transaction, for ``index_pending``.
     """
     (trigger,) = db.execute_sql(
         "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'message_fts_insert'"
     ).fetchone()
     db.execute_sql("DROP TRIGGER message_fts_insert")
     yield
-    db.execute_sql(
-        "INSERT INTO message_fts (rowid, content) SELECT id, content FROM message WHERE id >= ?",
-        (first_id,),
-    )
+    (last_id,) = db.execute_sql("SELECT MAX(id) FROM message").fetchone()
+    added = 0 if last_id is None else last_id - first_id + 1
+    if added >= DEFER_INDEXING_AT:
+        db.execute_sql(
+            "INSERT INTO message_fts_pending (first_id, last_id) VALUES (?, ?)",
+            (first_id, last_id),
+        )
+    elif added > 0:
+        _index_range(db, first_id, last_id)
     db.execute_sql(trigger)
+
+
+def _index_range(db: peewee.Database, first_id: int, last_id: int) -> None:
+    db.execute_sql(
+        "INSERT INTO message_fts (rowid, content) "
+        "SELECT id, content FROM message WHERE id BETWEEN ? AND ?",
+        (first_id, last_id),
+    )
+
+
+def pending_count(db: peewee.Database) -> int:
+    """How many message ids wait to be indexed (some may have been deleted since)."""
+    (count,) = db.execute_sql(
+        "SELECT COALESCE(SUM(last_id - first_id + 1), 0) FROM message_fts_pending"
+    ).fetchone()
+    return int(count)
+
+
+def index_pending(db: peewee.Database, limit: int) -> int:
+    """Index up to ``limit`` waiting message ids, oldest first; how many it covered.
+
+    Call inside a write transaction: the index and the waiting ranges change together.
+    """
+    row = db.execute_sql(
+        "SELECT first_id, last_id FROM message_fts_pending ORDER BY first_id LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return 0
+    first_id, last_id = row
+    upto = min(last_id, first_id + limit - 1)
+    _index_range(db, first_id, upto)
+    if upto == last_id:
+        db.execute_sql("DELETE FROM message_fts_pending WHERE first_id = ?", (first_id,))
+    else:
+        db.execute_sql(
+            "UPDATE message_fts_pending SET first_id = ? WHERE first_id = ?", (upto + 1, first_id)
+        )
+    return int(upto - first_id + 1)
 
 
 def merge_step(db: peewee.Database, pages: int) -> bool:
@@ -170,28 +222,26 @@ def _message_hits(
 ) -> list[SearchHit]:
     if limit <= 0:
         return []
-    likes = "".join(" AND m.content LIKE ? ESCAPE '\\'" for _ in short_terms)
-    short_params = [_like(t) for t in short_terms]
-    # Hidden messages (e.g. imported custom instructions) are kept, not shown.
-    visible = " AND (m.metadata = '{}' OR json_extract(m.metadata, '$.hidden') IS NOT 1)"
-    columns = "m.uuid, c.uuid, c.title, m.role, m.created_at, m.content"
     if long_terms:
+        likes = "".join(" AND m.content LIKE ? ESCAPE '\\'" for _ in short_terms)
         sql = (
-            f"SELECT {columns} "
-            "FROM message_fts f JOIN message m ON m.id = f.rowid "
+            f"SELECT {_HIT_COLUMNS} FROM message_fts f JOIN message m ON m.id = f.rowid "
             "JOIN conversation c ON c.id = m.conversation_id "
-            f"WHERE message_fts MATCH ?{likes}{visible} ORDER BY f.rowid DESC LIMIT ?"
+            f"WHERE message_fts MATCH ?{likes}{_VISIBLE} ORDER BY f.rowid DESC LIMIT ?"
         )
-        params: list[Any] = [_match_expression(long_terms), *short_params, limit]
+        params = [_match_expression(long_terms), *[_like(t) for t in short_terms], limit]
+        rows = db.execute_sql(sql, params).fetchall()
+        # Messages of a large import that the index has not caught up with yet are
+        # read directly (LIKE folds ASCII case only; the index folds all).
+        waiting = db.execute_sql("SELECT first_id, last_id FROM message_fts_pending").fetchall()
+        for first_id, last_id in waiting:
+            rows += _scan(db, terms, limit, "m.id BETWEEN ? AND ?", [first_id, last_id])
+        if waiting:
+            rows = sorted(rows, key=lambda row: int(row[0]), reverse=True)[:limit]
     else:
-        sql = (
-            f"SELECT {columns} FROM message m "
-            "JOIN conversation c ON c.id = m.conversation_id "
-            f"WHERE 1{likes}{visible} ORDER BY m.id DESC LIMIT ?"
-        )
-        params = [*short_params, limit]
+        rows = _scan(db, short_terms, limit)
     hits = []
-    for message_id, conv_id, title, role, created, text in db.execute_sql(sql, params):
+    for _, message_id, conv_id, title, role, created, text in rows:
         snippet, spans = _spans(_plain_snippet(text, terms))
         hits.append(
             SearchHit(
@@ -199,3 +249,20 @@ def _message_hits(
             )
         )
     return hits
+
+
+_HIT_COLUMNS = "m.id, m.uuid, c.uuid, c.title, m.role, m.created_at, m.content"
+# Hidden messages (e.g. imported custom instructions) are kept, not shown.
+_VISIBLE = " AND (m.metadata = '{}' OR json_extract(m.metadata, '$.hidden') IS NOT 1)"
+
+
+def _scan(
+    db: peewee.Database, terms: list[str], limit: int, where: str = "1", params: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    """Messages containing every term, read without the index, newest first."""
+    likes = "".join(" AND m.content LIKE ? ESCAPE '\\'" for _ in terms)
+    sql = (
+        f"SELECT {_HIT_COLUMNS} FROM message m JOIN conversation c ON c.id = m.conversation_id "
+        f"WHERE {where}{likes}{_VISIBLE} ORDER BY m.id DESC LIMIT ?"
+    )
+    return list(db.execute_sql(sql, [*params, *[_like(t) for t in terms], limit]).fetchall())

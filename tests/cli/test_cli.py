@@ -17,7 +17,7 @@ from desktop_chat import __version__
 from desktop_chat.core.types import Role
 from desktop_chat.services.workspace import Workspace
 from tests.conftest import SHARED_DATA
-from tests.unit.storage.sample import digest, populate
+from tests.unit.storage.sample import digest, imported_history, populate
 
 MODULE = [sys.executable, "-m", "desktop_chat"]
 SCRIPT = shutil.which("desktop-chat-cli", path=str(Path(sys.executable).parent))
@@ -229,6 +229,30 @@ def test_export_all_to_a_file_then_import_elsewhere(tmp_path: Path, data_dir: Pa
         json.loads(again.read_text(encoding="utf-8"))["conversations"]
         == (document["conversations"])
     )
+
+
+def test_a_large_import_is_indexed_for_search_before_the_command_ends(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    workspace = Workspace.open()
+    imported_history(workspace.repo, 5_100)  # past DEFER_INDEXING_AT
+    (text,) = workspace.repo.db.execute_sql("SELECT content FROM message LIMIT 1").fetchone()
+    workspace.close()
+    ok("export", "--all", "-o", str(tmp_path / "all.json"))
+
+    other = tmp_path / "other"
+    ok("--data-dir", str(other), "import", str(tmp_path / "all.json"))
+    imported = Workspace.open(other)
+    try:
+        assert imported.repo.pending_index() == 0
+        (indexed,) = imported.repo.db.execute_sql(
+            "SELECT count(*) FROM message_fts WHERE message_fts MATCH ?", (f'"{text[:30]}"',)
+        ).fetchone()
+        assert indexed >= 1
+    finally:
+        imported.close()
+    found = ok("--data-dir", str(other), "search", "--json", text[:30])
+    assert len(json.loads(found.stdout)) >= 1
 
 
 def test_export_to_stdout_and_markdown() -> None:

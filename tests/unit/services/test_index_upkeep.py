@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 import peewee
+import pytest
 
 from desktop_chat.core.types import Role
 from desktop_chat.services.index_upkeep import IndexUpkeep
 from desktop_chat.services.workspace import Workspace
-from tests.unit.storage.test_search import imported_history
+from desktop_chat.storage import search
+from tests.unit.storage.sample import imported_history
 
 
 def merge_due(database: Path) -> bool:
@@ -35,10 +37,15 @@ def wait_for(condition: object, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_the_window_merges_an_imported_index_in_the_background(data_dir: Path) -> None:
+def test_the_window_indexes_and_merges_an_import_in_the_background(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     workspace = Workspace.open(data_dir)
     repo = workspace.repo
-    imported_history(repo)
+    imported_history(repo, 2000)  # indexed as it is imported: large segments
+    monkeypatch.setattr(search, "DEFER_INDEXING_AT", 1000)
+    imported_history(repo, 2000)  # left for later
+    assert repo.pending_index() == 2000
     conversation = repo.create_conversation()
     parent = None
     for n in range(20):  # enough small segments beside the import's to call for a merge
@@ -47,14 +54,18 @@ def test_the_window_merges_an_imported_index_in_the_background(data_dir: Path) -
     assert merge_due(database)
 
     workspace.start_index_upkeep()
-    wait_for(lambda: not merge_due(database))
+    wait_for(lambda: repo.pending_index() == 0 and not merge_due(database))
     # Writes while it runs are merged as well, and the index stays whole.
     for n in range(20, 40):
         parent = repo.append_message(conversation.id, parent, Role.USER, f"after {n}").id
     wait_for(lambda: not merge_due(database))
     assert [h.message_id for h in repo.search("after 39")] == [parent]
-    first, text = repo.db.execute_sql("SELECT uuid, content FROM message ORDER BY id").fetchone()
-    assert first in [h.message_id for h in repo.search(f'"{text[:40]}"')]
+    for order in ("", "DESC"):  # the first import's and the second's
+        first, text = repo.db.execute_sql(
+            "SELECT uuid, content FROM message WHERE conversation_id IN "
+            f"(SELECT id FROM conversation WHERE title LIKE 'Chat %') ORDER BY id {order}"
+        ).fetchone()
+        assert first in [h.message_id for h in repo.search(f'"{text[:40]}"')]
     repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
 
     upkeep = workspace.upkeep

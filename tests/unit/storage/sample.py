@@ -1,12 +1,25 @@
-"""A small history with every feature the export must carry, and a digest of what is stored."""
+"""A small history with every feature the export must carry, a digest of what is stored,
+and a larger imported history."""
 
 from __future__ import annotations
 
 import hashlib
+import random
 import sqlite3
+import string
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from desktop_chat.core.types import MemoryPolicy, MessageStatus, PolicyKind, Role
+from desktop_chat.core.types import (
+    Conversation,
+    ConversationTree,
+    MemoryPolicy,
+    Message,
+    MessageStatus,
+    PolicyKind,
+    Role,
+)
 from desktop_chat.storage import Repository
 
 
@@ -81,3 +94,19 @@ def digest(database: Path) -> str:
     finally:
         conn.close()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def imported_history(repo: Repository, messages: int = 4000) -> None:
+    """One bulk import of varied text: its index lands in a few large segments."""
+    rng = random.Random(7)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(3000)]
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    trees = []
+    for c in range(messages // 100):
+        conv_id, parent, thread = str(uuid.uuid4()), None, []
+        for _ in range(100):
+            text = " ".join(rng.choices(words, k=60))
+            thread.append(Message(str(uuid.uuid4()), conv_id, parent, Role.USER, text, moment))
+            parent = thread[-1].id
+        trees.append(ConversationTree(Conversation(conv_id, f"Chat {c}", moment, moment), thread))
+    repo.import_trees(trees)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import string
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from hypothesis import strategies as st
 from desktop_chat.core.types import Conversation, ConversationTree, Message, Role, SearchHit
 from desktop_chat.errors import BadInputError
 from desktop_chat.storage import Repository, open_database
+from tests.unit.storage.sample import imported_history
 
 
 @pytest.fixture
@@ -310,22 +309,6 @@ def test_newest_first_and_limit(repo: Repository) -> None:
     assert mixed[0].conversation_id == titled.id
 
 
-def imported_history(repo: Repository, messages: int = 4000) -> None:
-    """One bulk import of varied text: its index lands in a few large segments."""
-    rng = random.Random(7)
-    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(3000)]
-    moment = datetime(2024, 1, 1, tzinfo=UTC)
-    trees = []
-    for c in range(messages // 100):
-        conv_id, parent, thread = str(uuid.uuid4()), None, []
-        for _ in range(100):
-            text = " ".join(rng.choices(words, k=60))
-            thread.append(Message(str(uuid.uuid4()), conv_id, parent, Role.USER, text, moment))
-            parent = thread[-1].id
-        trees.append(ConversationTree(Conversation(conv_id, f"Chat {c}", moment, moment), thread))
-    repo.import_trees(trees)
-
-
 def test_a_write_after_an_import_never_merges_the_imported_index_whole(
     repo: Repository,
 ) -> None:
@@ -344,4 +327,64 @@ def test_a_write_after_an_import_never_merges_the_imported_index_whole(
         changed.append(connection.total_changes - before)
     assert max(changed) < index_rows / 2, (max(changed), index_rows)
     assert len(message_ids(repo.search("note 299 abc"))) == 1
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+
+
+def test_a_large_import_is_found_before_and_after_the_index_catches_up(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_chat.storage import search
+
+    older = repo.append_message(repo.create_conversation().id, None, Role.USER, "a rye loaf")
+    monkeypatch.setattr(search, "DEFER_INDEXING_AT", 3)
+    conv_id = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    texts = ["rye starter", "spelt loaf", "東京の天気", "hidden rye", "wheat ok"]
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    messages = [
+        Message(ids[i], conv_id, ids[i - 1] if i else None, Role.USER, text, moment)
+        for i, text in enumerate(texts)
+    ]
+    messages[3] = Message(
+        ids[3], conv_id, ids[2], Role.USER, texts[3], moment, metadata={"hidden": True}
+    )
+    repo.import_trees([ConversationTree(Conversation(conv_id, "Bread", moment, moment), messages)])
+    assert repo.pending_index() == 5
+    newer = repo.append_message(conv_id, ids[4], Role.USER, "rye again")
+
+    def found() -> dict[str, list[str | None]]:
+        return {
+            q: message_ids(repo.search(q))
+            for q in ("rye", "loaf", "京の天", "rye st", "ok", "spelt LOAF", "rye again")
+        }
+
+    expected = {
+        "rye": [newer.id, ids[0], older.id],  # newest first, indexed or not
+        "loaf": [ids[1], older.id],
+        "京の天": [ids[2]],
+        "rye st": [ids[0]],  # a short term beside a long one
+        "ok": [ids[4]],  # short terms alone read every message anyway
+        "spelt LOAF": [ids[1]],
+        "rye again": [newer.id],
+    }
+    assert found() == expected
+
+    # While waiting, a message can change or go; the index must not learn the old text.
+    repo.update_message(ids[0], content="barley starter")
+    expected["rye"].remove(ids[0])
+    expected["rye st"] = []
+    assert found() == expected
+
+    assert repo.index_pending(2) == 2
+    assert repo.pending_index() == 3
+    assert found() == expected
+    repo.delete_conversation(conv_id)
+    assert repo.index_pending(10) == 3
+    assert repo.index_pending(10) == 0
+    assert repo.pending_index() == 0
+    assert found() == {
+        **{q: [] for q in expected},
+        "rye": [older.id],
+        "loaf": [older.id],
+    }
     repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
