@@ -91,3 +91,26 @@ def test_a_second_launch_brings_the_first_window_forward(data_dir: Path) -> None
     assert listed.returncode == 0, listed.stderr
     assert "Beside the window" in listed.stdout
     stop_app(first)
+
+
+def test_the_window_indexes_a_large_import_for_search_in_the_background(
+    data_dir: Path,
+) -> None:
+    from desktop_chat.services.workspace import Workspace
+    from tests.unit.storage.sample import imported_history
+
+    workspace = Workspace.open()
+    imported_history(workspace.repo, 5_100)  # committed, waiting for the index
+    assert workspace.repo.pending_index() == 5_100
+    workspace.close()
+
+    app = start_app(data_dir)
+    try:
+        reader = Workspace.open()
+        deadline = time.monotonic() + 60
+        while reader.repo.pending_index() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reader.repo.pending_index() == 0
+        reader.close()
+    finally:
+        stop_app(app)
