@@ -127,11 +127,13 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def start_prewarm() -> threading.Thread:
-    """After the first paint, load the OpenAI SDK and the tokenizer in the background.
+def start_prewarm(*, sdk: bool = False) -> threading.Thread:
+    """Load the tokenizer (and with ``sdk`` the OpenAI SDK) in the background.
 
-    Both take a noticeable moment the first time (see llm.warmup); the first
-    plan and the first Send should not wait for them.
+    Both take a noticeable moment the first time (see llm.warmup). The tokenizer
+    loads after the first paint, for the first context plan; the SDK (~46 MB, a
+    second) when the user starts writing a message, so the Send does not wait
+    for it and reading old conversations never pays for it.
     """
     import gc
 
@@ -141,7 +143,8 @@ def start_prewarm() -> threading.Thread:
     def warm() -> None:
         try:
             tokens.encoding_for("")  # o200k_base: current OpenAI models, and the fallback
-            prewarm()
+            if sdk:
+                prewarm()
             # What is loaded now lives as long as the app: keep it out of the garbage
             # collector's full passes, which otherwise hold the GIL (and the window) ~60 ms.
             gc.freeze()
@@ -151,6 +154,26 @@ def start_prewarm() -> threading.Thread:
     thread = threading.Thread(target=warm, name="prewarm", daemon=True)
     thread.start()
     return thread
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Let glibc's malloc keep at most ``arenas`` arenas for the whole process.
+
+    By default each thread that allocates gets its own arena (up to eight per
+    core), and memory freed in one is not reused by another: opening 20 long
+    conversations, whose rows are laid out here and read and counted in worker
+    threads, grew the window by ~72 MB; with two arenas by ~35 MB (bench/gui.py).
+    Arenas made before this call stay; later threads share them.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    m_arena_max = -8  # from glibc's malloc.h
+    try:
+        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        log.debug("mallopt is not available", exc_info=True)
 
 
 def _start_rolling_backup(workspace: Any) -> None:
@@ -264,6 +287,7 @@ def _open_in(
     from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 
     QApplication.setWindowIcon(app_icon())  # ~10 ms: not before the first paint
+    limit_malloc_arenas()  # before the worker threads start
     # Until now a signal ended the process at once: nothing was open to lose.
     _close_on_termination()
     # After a crash the database is checked before anything reads it; after a

@@ -283,6 +283,7 @@ class MainWindow(QMainWindow):
         self.composer.sig_send.connect(self.send)
         self.composer.sig_stop.connect(self.stop)
         self.composer.edit.textChanged.connect(self._plan_timer.start)
+        self.composer.edit.textChanged.connect(self._warm_for_sending)
         self.chat_view.delegate.sig_action.connect(self._on_message_action)
         self.chat_view.delegate.sig_copy_code.connect(
             lambda _code: self.statusBar().showMessage("Code copied", 2000)
@@ -538,6 +539,13 @@ class MainWindow(QMainWindow):
         run_job(lambda: self.repo.import_trees([tree]), restored, self.show_error, owner=self)
 
     # -- sending and streaming ---------------------------------------------
+
+    def _warm_for_sending(self) -> None:
+        """The user is writing: load the OpenAI SDK now, not when they press Send."""
+        from desktop_chat.gui.application import start_prewarm
+
+        self.composer.edit.textChanged.disconnect(self._warm_for_sending)
+        start_prewarm(sdk=True)
 
     def send(self, text: str) -> None:
         """Store the message and stream the reply, both in the reply's thread; the

@@ -784,3 +784,14 @@ def test_a_message_too_large_for_the_model_is_an_inline_error_and_nothing_is_sen
     assert "This message cannot be sent" in (failed.error or "")
     assert "cannot be sent" in window.status_line.text()
     assert window.composer.button.text() == "Send"
+
+
+def test_the_sdk_loads_once_the_user_starts_writing(
+    qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_chat.gui import application
+
+    started: list[bool] = []
+    monkeypatch.setattr(application, "start_prewarm", lambda *, sdk=False: started.append(sdk))
+    qtbot.keyClicks(window.composer.edit, "hello")
+    assert started == [True]  # once, however much is typed
