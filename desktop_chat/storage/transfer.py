@@ -77,10 +77,16 @@ def message_json(message: Message) -> dict[str, Any]:
         "created_at": message.created_at,
         "status": message.status,
     }
-    for key in ("model", "token_count", "prompt_tokens", "completion_tokens", "error"):
-        value = getattr(message, key)
-        if value is not None:
-            data[key] = value
+    if message.model is not None:
+        data["model"] = message.model
+    if message.token_count is not None:
+        data["token_count"] = message.token_count
+    if message.prompt_tokens is not None:
+        data["prompt_tokens"] = message.prompt_tokens
+    if message.completion_tokens is not None:
+        data["completion_tokens"] = message.completion_tokens
+    if message.error is not None:
+        data["error"] = message.error
     if message.pinned:
         data["pinned"] = True
     if message.metadata:
