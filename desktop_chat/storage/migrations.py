@@ -169,7 +169,8 @@ def m006_search_index_follows_large_imports(db: peewee.Database) -> None:
     # A large import commits its messages without indexing them; their id ranges
     # wait here until the index catches up (storage.search.index_pending), and
     # search scans them directly meanwhile. FTS5 must not be told to delete a row
-    # it never indexed, so the delete and update triggers skip waiting rows: the
+    # it never indexed, nor index one twice, so the triggers skip waiting rows (a
+    # new message can take a waiting id when the newest ones were deleted): the
     # index reads their current text when it gets to them.
     _run(
         db,
@@ -178,8 +179,16 @@ def m006_search_index_follows_large_imports(db: peewee.Database) -> None:
             first_id INTEGER PRIMARY KEY,
             last_id INTEGER NOT NULL
         );
+        DROP TRIGGER message_fts_insert;
         DROP TRIGGER message_fts_delete;
         DROP TRIGGER message_fts_update;
+        CREATE TRIGGER message_fts_insert AFTER INSERT ON message
+        WHEN NOT EXISTS (
+            SELECT 1 FROM message_fts_pending p WHERE new.id BETWEEN p.first_id AND p.last_id
+        )
+        BEGIN
+            INSERT INTO message_fts (rowid, content) VALUES (new.id, new.content);
+        END;
         CREATE TRIGGER message_fts_delete AFTER DELETE ON message
         WHEN NOT EXISTS (
             SELECT 1 FROM message_fts_pending p WHERE old.id BETWEEN p.first_id AND p.last_id

@@ -652,7 +652,7 @@ class Repository:
         """
         result = ImportResult()
         with self._write():
-            next_pk = int(self._sql("SELECT COALESCE(MAX(id), 0) FROM message")[0][0]) + 1
+            next_pk = fts.next_free_id(self.db)
             with fts.bulk_indexing(self.db, next_pk):
                 for done, tree in enumerate(trees, start=1):
                     if cancel is not None and cancel.is_set():

@@ -60,6 +60,19 @@ def bulk_indexing(db: peewee.Database, first_id: int) -> Iterator[None]:
     db.execute_sql(trigger)
 
 
+def next_free_id(db: peewee.Database) -> int:
+    """The first message id above every stored message and every waiting range.
+
+    Ids are SQLite's (the largest + 1), so deleting the newest messages frees ids
+    that a range may still cover; an import must not note them a second time.
+    """
+    (last,) = db.execute_sql(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM message), 0), "
+        "COALESCE((SELECT MAX(last_id) FROM message_fts_pending), 0))"
+    ).fetchone()
+    return int(last) + 1
+
+
 def _index_range(db: peewee.Database, first_id: int, last_id: int) -> None:
     db.execute_sql(
         "INSERT INTO message_fts (rowid, content) "

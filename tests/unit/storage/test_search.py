@@ -388,3 +388,39 @@ def test_a_large_import_is_found_before_and_after_the_index_catches_up(
         "loaf": [older.id],
     }
     repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+
+
+def test_ids_freed_while_they_wait_for_the_index_are_indexed_once(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_chat.storage import search
+
+    monkeypatch.setattr(search, "DEFER_INDEXING_AT", 3)
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def import_chat(text: str, count: int) -> str:
+        conv_id = str(uuid.uuid4())
+        ids = [str(uuid.uuid4()) for _ in range(count)]
+        thread = [
+            Message(ids[i], conv_id, ids[i - 1] if i else None, Role.USER, f"{text} {i}", moment)
+            for i in range(count)
+        ]
+        repo.import_trees([ConversationTree(Conversation(conv_id, text, moment, moment), thread)])
+        return conv_id
+
+    repo.delete_conversation(import_chat("first batch", 5))  # waiting ids 1-5 are free again
+    reused = repo.append_message(repo.create_conversation().id, None, Role.USER, "kept note")
+    (pk,) = repo.db.execute_sql("SELECT id FROM message WHERE uuid = ?", (reused.id,)).fetchone()
+    assert pk == 1  # SQLite gave it a waiting id
+    import_chat("second batch", 4)  # noted after the first range, not over it
+    ranges = repo.db.execute_sql("SELECT first_id, last_id FROM message_fts_pending").fetchall()
+    assert sorted(ranges) == [(1, 5), (6, 9)]
+
+    assert message_ids(repo.search("kept note")) == [reused.id]
+    assert len(repo.search("second batch")) == 4 + 1  # its messages and its title
+    while repo.index_pending(2):
+        pass
+    assert message_ids(repo.search("kept note")) == [reused.id]
+    assert len(message_ids(repo.search("second batch"))) == 4
+    assert repo.search("first batch") == []
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
