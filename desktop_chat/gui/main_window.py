@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         self.restart_requested = False
         self.attached = False
         self._undo: ConversationTree | None = None
+        self._indexing: QLabel | None = None  # "Indexing … for search", while it lasts
         self._plan_generation = 0  # results of older background plans are dropped
         self._meter_for: str | None = None  # the chat the context meter speaks of
         self._splitter_state: QByteArray | None = None  # as restored from the last session
@@ -217,6 +218,25 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(True)
         self.attached = True
         self._restore_state()
+        self._show_indexing()
+
+    def _show_indexing(self) -> None:
+        """While imported messages wait for the search index, say so in the status bar
+        (search finds them meanwhile, more slowly); look again every two seconds."""
+        waiting = self.repo.pending_index()
+        if self._indexing is None:
+            if not waiting:
+                return
+            self._indexing = QLabel(self)
+            self.statusBar().addPermanentWidget(self._indexing)
+            self._indexing_timer = QTimer(self, interval=2000)
+            self._indexing_timer.timeout.connect(self._show_indexing)
+        self._indexing.setText(f"Indexing {waiting:,} imported messages for search…")
+        self._indexing.setVisible(bool(waiting))
+        if waiting:
+            self._indexing_timer.start()
+        else:
+            self._indexing_timer.stop()
 
     # -- layout ------------------------------------------------------------
 
@@ -908,6 +928,7 @@ class MainWindow(QMainWindow):
             fmt, result = outcome
             self.reload_list()
             self._update_welcome()
+            self._show_indexing()
             QMessageBox.information(
                 self,
                 "Import finished",

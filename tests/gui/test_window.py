@@ -795,3 +795,21 @@ def test_the_sdk_loads_once_the_user_starts_writing(
     monkeypatch.setattr(application, "start_prewarm", lambda *, sdk=False: started.append(sdk))
     qtbot.keyClicks(window.composer.edit, "hello")
     assert started == [True]  # once, however much is typed
+
+
+def test_the_status_bar_tells_while_an_import_waits_for_the_search_index(
+    qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_chat.storage import search
+    from tests.unit.storage.sample import imported_history
+
+    monkeypatch.setattr(search, "DEFER_INDEXING_AT", 100)
+    imported_history(window.repo, 300)
+    window._show_indexing()  # as after an import from the File menu
+    label = window._indexing
+    assert label is not None
+    assert not label.isHidden()
+    assert label.text() == "Indexing 300 imported messages for search…"
+    while window.repo.index_pending(100):  # as the background upkeep does
+        pass
+    qtbot.waitUntil(label.isHidden, timeout=5000)
