@@ -390,7 +390,9 @@ def _index_for_search(repo: Repository, show: bool) -> None:
     this process ends, and a search right after should not have to read every message)."""
     total = repo.pending_index()
     done = 0
-    while covered := repo.index_pending(50_000):
+    # 16 million characters a transaction: a few seconds each, so a window open on the
+    # same data waits at most that long to write.
+    while covered := repo.index_pending(16_000_000):
         done = min(total, done + covered)
         if show:
             print(f"\rIndexing for search: {done}/{total}", end="", file=sys.stderr, flush=True)

@@ -313,6 +313,7 @@ def _open_in(
         )
     _start_rolling_backup(workspace)
     workspace.start_index_upkeep()
+    window.show_indexing()
     QTimer.singleShot(0, start_prewarm)
     if not check_now:
         QTimer.singleShot(0, lambda: _check_integrity_later(window, workspace, damaged))

@@ -218,19 +218,19 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(True)
         self.attached = True
         self._restore_state()
-        self._show_indexing()
 
-    def _show_indexing(self) -> None:
+    def show_indexing(self) -> None:
         """While imported messages wait for the search index, say so in the status bar
         (search finds them meanwhile, more slowly); look again every two seconds."""
-        waiting = self.repo.pending_index()
+        upkeep = self.workspace.upkeep
+        waiting = self.repo.pending_index() if upkeep is not None and upkeep.alive else 0
         if self._indexing is None:
             if not waiting:
                 return
             self._indexing = QLabel(self)
             self.statusBar().addPermanentWidget(self._indexing)
             self._indexing_timer = QTimer(self, interval=2000)
-            self._indexing_timer.timeout.connect(self._show_indexing)
+            self._indexing_timer.timeout.connect(self.show_indexing)
         self._indexing.setText(f"Indexing {waiting:,} imported messages for search…")
         self._indexing.setVisible(bool(waiting))
         if waiting:
@@ -928,7 +928,7 @@ class MainWindow(QMainWindow):
             fmt, result = outcome
             self.reload_list()
             self._update_welcome()
-            self._show_indexing()
+            self.show_indexing()
             QMessageBox.information(
                 self,
                 "Import finished",

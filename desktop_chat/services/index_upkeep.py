@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 class IndexUpkeep:
     """A daemon thread that indexes and merges whenever the database changed.
 
-    Each step, its own short transaction, indexes ``messages`` waiting messages or
-    merges ``pages`` pages; it pauses ``pause`` seconds between steps so waiting
-    writers get the lock, until nothing is left to do. It looks
+    Each step, its own short transaction (~50 ms here), indexes ``chars`` characters
+    of waiting messages or merges ``pages`` pages; it pauses ``pause`` seconds
+    between steps so waiting writers get the lock, until nothing is left to do.
+    It waits at most ``busy`` seconds for the lock itself (another process may
+    hold it for long), then tries again later. It looks
     when ``notify`` is called (after each of this process's writes) and every
     ``interval`` seconds (SQLite's ``data_version``, which other processes'
     commits change too, such as an import by the CLI).
@@ -38,15 +40,17 @@ class IndexUpkeep:
         self,
         repo: Repository,
         *,
-        messages: int = 500,
+        chars: int = 256_000,
         pages: int = 100,
         pause: float = 0.02,
         interval: float = 5.0,
+        busy: float = 0.2,
     ) -> None:
         self._repo = repo
         self._db = repo.db
-        self._messages = messages
+        self._chars = chars
         self._pages = pages
+        self._busy = busy
         self._pause = pause
         self._interval = interval
         self._wake = threading.Event()
@@ -70,21 +74,31 @@ class IndexUpkeep:
         self._stopping = True
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout=5)  # a daemon: never hold up quitting for long
+
+    @property
+    def alive(self) -> bool:
+        """Running (it ends only when stopped, or when the database cannot be read)."""
+        return self._thread.is_alive()
 
     def _run(self) -> None:
         seen = None
         try:
+            self._db.execute_sql(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
             while not self._stopping:
-                version = self._db.execute_sql("PRAGMA data_version").fetchone()[0]
-                if version != seen:
+                try:
+                    version = self._db.execute_sql("PRAGMA data_version").fetchone()[0]
+                except peewee.OperationalError as exc:  # e.g. locked a moment: next time
+                    log.info("full-text index upkeep deferred: %s", exc)
+                    version = None
+                if version is not None and version != seen:
                     done = self._steps(
-                        lambda: self._repo.index_pending(self._messages) > 0
+                        lambda: self._repo.index_pending(self._chars) > 0
                     ) and self._steps(lambda: self._repo.merge_search_index(self._pages))
                     seen = version if done else None  # None: try again after the interval
                 self._wake.wait(self._interval)
                 self._wake.clear()
-        except peewee.DatabaseError as exc:  # never fatal: search scans what is not indexed
+        except peewee.DatabaseError as exc:  # damaged: search still reads what waits
             log.warning("full-text index upkeep stopped: %s", exc)
         finally:
             self._db.close()  # this thread's connection only

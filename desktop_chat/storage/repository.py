@@ -663,11 +663,11 @@ class Repository:
                         progress(done, total)
         return result
 
-    def index_pending(self, limit: int) -> int:
-        """Index up to ``limit`` of the messages a large import left for later, in one
-        transaction; how many it covered (0: the search index is complete)."""
+    def index_pending(self, chars: int) -> int:
+        """Index about ``chars`` characters of the messages a large import left for
+        later, in one transaction; how many ids it covered (0: the index is complete)."""
         with self._write():
-            return fts.index_pending(self.db, limit)
+            return fts.index_pending(self.db, chars)
 
     def pending_index(self) -> int:
         """How many messages wait to be indexed (search reads them directly meanwhile)."""

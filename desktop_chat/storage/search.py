@@ -89,10 +89,13 @@ def pending_count(db: peewee.Database) -> int:
     return int(count)
 
 
-def index_pending(db: peewee.Database, limit: int) -> int:
-    """Index up to ``limit`` waiting message ids, oldest first; how many it covered.
+def index_pending(db: peewee.Database, chars: int) -> int:
+    """Index waiting messages, oldest first, about ``chars`` characters of their text
+    (at least one message); how many message ids it covered, 0 when none wait.
 
-    Call inside a write transaction: the index and the waiting ranges change together.
+    Measured in text, not messages: indexing takes as long as the text is long, and
+    the caller holds the write lock meanwhile. Call inside a write transaction: the
+    index and the waiting ranges change together.
     """
     row = db.execute_sql(
         "SELECT first_id, last_id FROM message_fts_pending ORDER BY first_id LIMIT 1"
@@ -100,7 +103,17 @@ def index_pending(db: peewee.Database, limit: int) -> int:
     if row is None:
         return 0
     first_id, last_id = row
-    upto = min(last_id, first_id + limit - 1)
+    upto, taken = last_id, 0
+    cursor = db.execute_sql(
+        "SELECT id, length(content) FROM message WHERE id BETWEEN ? AND ? ORDER BY id",
+        (first_id, last_id),
+    )
+    for message_id, length in cursor:
+        taken += length
+        if taken >= chars:
+            upto = message_id
+            break
+    cursor.close()
     _index_range(db, first_id, upto)
     if upto == last_id:
         db.execute_sql("DELETE FROM message_fts_pending WHERE first_id = ?", (first_id,))
@@ -190,8 +203,11 @@ def search(db: peewee.Database, query: str, *, limit: int = 50) -> list[SearchHi
         return []
     long_terms = [t for t in terms if len(t) >= _TRIGRAM]
     short_terms = [t for t in terms if len(t) < _TRIGRAM]
-    hits = _title_hits(db, terms, long_terms, short_terms, limit)
-    hits += _message_hits(db, terms, long_terms, short_terms, limit - len(hits))
+    # One read transaction, so every query sees the same moment: the index and the
+    # messages still waiting for it change together in the background.
+    with db.atomic():
+        hits = _title_hits(db, terms, long_terms, short_terms, limit)
+        hits += _message_hits(db, terms, long_terms, short_terms, limit - len(hits))
     return hits
 
 

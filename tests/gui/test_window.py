@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -800,16 +801,21 @@ def test_the_sdk_loads_once_the_user_starts_writing(
 def test_the_status_bar_tells_while_an_import_waits_for_the_search_index(
     qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from desktop_chat.services.index_upkeep import IndexUpkeep
     from desktop_chat.storage import search
     from tests.unit.storage.sample import imported_history
 
     monkeypatch.setattr(search, "DEFER_INDEXING_AT", 100)
     imported_history(window.repo, 300)
-    window._show_indexing()  # as after an import from the File menu
+    window.show_indexing()
+    assert window._indexing is None  # nothing would index it: nothing to tell
+    # The window's upkeep, in small steps so it lasts long enough to be seen.
+    upkeep = window.workspace.upkeep = IndexUpkeep(window.repo, chars=3_000)
+    upkeep.start()
+    window.show_indexing()  # as when the window opens, and after an import
     label = window._indexing
     assert label is not None
     assert not label.isHidden()
-    assert label.text() == "Indexing 300 imported messages for search…"
-    while window.repo.index_pending(100):  # as the background upkeep does
-        pass
-    qtbot.waitUntil(label.isHidden, timeout=5000)
+    assert re.fullmatch(r"Indexing \d+ imported messages for search…", label.text())
+    qtbot.waitUntil(label.isHidden, timeout=10_000)
+    assert window.repo.pending_index() == 0

@@ -84,7 +84,7 @@ def assert_healthy(database: Path) -> None:
     try:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        conn.execute("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+        conn.execute("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
         assert conn.execute(
             "SELECT count(*) FROM conversation c WHERE message_count != "
             "(SELECT count(*) FROM message m WHERE m.conversation_id = c.id)"

@@ -66,7 +66,7 @@ def test_the_window_indexes_and_merges_an_import_in_the_background(
             f"(SELECT id FROM conversation WHERE title LIKE 'Chat %') ORDER BY id {order}"
         ).fetchone()
         assert first in [h.message_id for h in repo.search(f'"{text[:40]}"')]
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
 
     upkeep = workspace.upkeep
     assert upkeep is not None

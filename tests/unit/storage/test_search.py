@@ -64,7 +64,7 @@ def test_insert_update_delete_keep_the_index_in_sync(repo: Repository, data_dir:
     assert repo.search("egg") == []
     assert fts_rows(data_dir, "message_fts", "egg") == 0
     # The external-content index matches its table exactly.
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def test_imports_are_indexed_in_bulk_and_the_trigger_comes_back(repo: Repository) -> None:
@@ -86,7 +86,7 @@ def test_imports_are_indexed_in_bulk_and_the_trigger_comes_back(repo: Repository
     assert message_ids(repo.search("more flour")) == [after.id]
     repo.update_message(ids[0], content="barley")
     assert message_ids(repo.search("barley")) == [ids[0]]
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def test_a_failed_import_leaves_index_and_trigger_as_they_were(repo: Repository) -> None:
@@ -98,7 +98,7 @@ def test_a_failed_import_leaves_index_and_trigger_as_they_were(repo: Repository)
     assert repo.search("oat flour") == []
     message = repo.append_message(repo.create_conversation().id, None, Role.USER, "oat flour")
     assert message_ids(repo.search("oat flour")) == [message.id]
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def test_titles_are_searched_and_follow_renames_and_deletes(
@@ -122,7 +122,7 @@ def test_titles_are_searched_and_follow_renames_and_deletes(
     assert repo.search("flights") == []
     assert fts_rows(data_dir, "conversation_fts", "Tax") == 0
     repo.db.execute_sql(
-        "INSERT INTO conversation_fts (conversation_fts) VALUES ('integrity-check')"
+        "INSERT INTO conversation_fts (conversation_fts, rank) VALUES ('integrity-check', 1)"
     )
 
 
@@ -327,7 +327,7 @@ def test_a_write_after_an_import_never_merges_the_imported_index_whole(
         changed.append(connection.total_changes - before)
     assert max(changed) < index_rows / 2, (max(changed), index_rows)
     assert len(message_ids(repo.search("note 299 abc"))) == 1
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def test_a_large_import_is_found_before_and_after_the_index_catches_up(
@@ -375,7 +375,7 @@ def test_a_large_import_is_found_before_and_after_the_index_catches_up(
     expected["rye st"] = []
     assert found() == expected
 
-    assert repo.index_pending(2) == 2
+    assert repo.index_pending(20) == 2  # 14 + 10 characters: the second passes 20
     assert repo.pending_index() == 3
     assert found() == expected
     repo.delete_conversation(conv_id)
@@ -387,7 +387,7 @@ def test_a_large_import_is_found_before_and_after_the_index_catches_up(
         "rye": [older.id],
         "loaf": [older.id],
     }
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def test_ids_freed_while_they_wait_for_the_index_are_indexed_once(
@@ -423,4 +423,4 @@ def test_ids_freed_while_they_wait_for_the_index_are_indexed_once(
     assert message_ids(repo.search("kept note")) == [reused.id]
     assert len(message_ids(repo.search("second batch"))) == 4
     assert repo.search("first batch") == []
-    repo.db.execute_sql("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')")
+    repo.db.execute_sql("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
