@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -97,6 +98,12 @@ def _message(conversation_id: str, row: Sequence[Any]) -> Message:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _policy(text: str | None) -> MemoryPolicy:
+    """Parsed once per distinct text: most conversations share a few (it is immutable)."""
+    return MemoryPolicy.from_json(_loads(text))
+
+
 def _conversation(row: Sequence[Any]) -> Conversation:
     return Conversation(
         id=row[0],
@@ -109,7 +116,7 @@ def _conversation(row: Sequence[Any]) -> Conversation:
         provider=row[7],
         system_prompt=row[8],
         params=_loads(row[9]),
-        memory_policy=MemoryPolicy.from_json(_loads(row[10])),
+        memory_policy=_policy(row[10]),
         current_leaf_id=row[11],
         message_count=row[12],
         summary=row[13],
