@@ -1,7 +1,7 @@
 """Keep the full-text index up to date and merged, in the background, in small steps.
 
 A large import commits before its messages are indexed (migration m006); this
-thread indexes them a few hundred at a time. FTS5 would also merge segments
+thread indexes them a few hundred kilobytes of text at a time. FTS5 would also merge segments
 inside a user's write, and after a bulk import that write rewrites the import's
 whole index while holding the write lock (seconds; migration m005); this thread
 merges a few pages at a time instead. The window runs it; the CLI indexes what
