@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
 
     def attach(self, workspace: Workspace, service: ChatService | None = None) -> None:
         """Open ``workspace`` in the window: the list, the chat pane, the last chat."""
+        from desktop_chat.gui import workers
         from desktop_chat.gui.chat_view import ChatModel
         from desktop_chat.gui.conversation_list import ConversationListModel
         from desktop_chat.services.chat import ChatService
@@ -192,6 +193,7 @@ class MainWindow(QMainWindow):
         self.workspace = workspace
         self.repo = workspace.repo
         self.repo.leave_checkpoints_to_other_threads()
+        workers.after_each_job(self.repo.close)  # the job thread's connection only
         self.service = service or ChatService(workspace)
         self.list_model = ConversationListModel(self.repo, self)
         self.list_model.sig_searched.connect(lambda: self._select_in_list(self.current_id))

@@ -40,6 +40,26 @@ from desktop_chat.services.chat import (
 log = logging.getLogger(__name__)
 BATCH_SECONDS = 0.03
 
+# Run at the end of every job, in its pool thread: Peewee opens a database
+# connection per thread, and a pool thread's connection was never reused by its
+# next job, only left open, with up to 8 MB of page cache each (12 open after
+# opening 20 chats; the window grew by ~33 MB more than with them closed).
+_after_each_job: list[Callable[[], None]] = []
+
+
+def after_each_job(cleanup: Callable[[], None]) -> None:
+    """Call ``cleanup`` in the pool thread after each job (e.g. close its connection)."""
+    if cleanup not in _after_each_job:
+        _after_each_job.append(cleanup)
+
+
+def _clean_up_thread() -> None:
+    for cleanup in _after_each_job:
+        try:
+            cleanup()
+        except Exception:
+            log.exception("cleaning up after a background job failed")
+
 
 class _JobSignals(QObject):
     """Lives on the GUI thread, so its slots run there when the pool thread emits.
@@ -100,6 +120,8 @@ class _Job(QRunnable):
             self.signals.sig_failed.emit(exc)
         else:
             self.signals.sig_done.emit(result)
+        finally:
+            _clean_up_thread()
 
 
 def run_job(
@@ -178,6 +200,7 @@ class StreamWorker(QObject):
             if pending is not None:
                 self.sig_text.emit(conversation_id, *pending)
             self.sig_finished.emit(conversation_id, finished)
+            self.service.repo.close()  # this thread's connection; the thread ends
 
 
 class StreamHandle:

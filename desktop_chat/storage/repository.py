@@ -169,6 +169,7 @@ class Repository:
         self.after_write: Callable[[], None] | None = None
 
     def close(self) -> None:
+        """Close the calling thread's connection (Peewee keeps one per thread)."""
         if not self.db.is_closed():
             self.db.close()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QApplication, QPushButton
 from pytestqt.qtbot import QtBot
 
@@ -579,7 +579,6 @@ def test_the_meter_shows_exactly_what_the_next_request_carries(
 def test_damage_found_after_start_is_told_and_repaired_next_time(
     qtbot: QtBot, window: MainWindow, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from PySide6.QtCore import QThreadPool
     from PySide6.QtWidgets import QMessageBox
 
     from desktop_chat.gui.application import _check_integrity_later
@@ -819,3 +818,32 @@ def test_the_status_bar_tells_while_an_import_waits_for_the_search_index(
     assert re.fullmatch(r"Indexing \d+ imported messages for search…", label.text())
     qtbot.waitUntil(label.isHidden, timeout=10_000)
     assert window.repo.pending_index() == 0
+
+
+def test_each_background_job_closes_its_database_connection(
+    qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_chat.gui import workers
+
+    assert window.repo.close in workers._after_each_job  # the window asked for it
+    closed: list[tuple[int, bool]] = []
+    repo_close = window.repo.close
+
+    def close_and_note() -> None:
+        had = not window.repo.db.is_closed()  # this thread's connection
+        repo_close()
+        closed.append((threading.get_ident(), had and window.repo.db.is_closed()))
+
+    monkeypatch.setattr(workers, "_after_each_job", [close_and_note])
+    ran_in: list[int] = []
+
+    def job() -> int:
+        ran_in.append(threading.get_ident())
+        return window.repo.count_conversations()
+
+    done: list[int] = []
+    workers.run_job(job, done.append)
+    qtbot.waitUntil(lambda: bool(done))
+    assert closed == [(ran_in[0], True)]  # in the job's thread, after it used the database
+    assert ran_in[0] != threading.get_ident()
+    assert window.repo.db.is_closed() is False  # the window's own connection stays
