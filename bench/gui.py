@@ -257,12 +257,11 @@ RSS_PROBE = """
 import json, sys, threading
 from PySide6.QtCore import QThreadPool
 from bench.gui import rss_mb
-from desktop_chat.gui.application import create_application, limit_malloc_arenas, start_prewarm
+from desktop_chat.gui.application import create_application, start_prewarm
 from desktop_chat.gui.main_window import MainWindow
 from desktop_chat.services.workspace import Workspace
 app = create_application()
 figures = {"python and Qt": rss_mb()}
-limit_malloc_arenas()  # as after the first paint
 workspace = Workspace.open()
 window = MainWindow(workspace)
 window.resize(1100, 760)

@@ -156,26 +156,6 @@ def start_prewarm(*, sdk: bool = False) -> threading.Thread:
     return thread
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Let glibc's malloc keep at most ``arenas`` arenas for the whole process.
-
-    By default each thread that allocates gets its own arena (up to eight per
-    core), and memory freed in one is not reused by another: opening 20 long
-    conversations, whose rows are laid out here and read and counted in worker
-    threads, grew the window by ~72 MB; with two arenas by ~35 MB (bench/gui.py).
-    Arenas made before this call stay; later threads share them.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    m_arena_max = -8  # from glibc's malloc.h
-    try:
-        ctypes.CDLL(None).mallopt(m_arena_max, arenas)
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        log.debug("mallopt is not available", exc_info=True)
-
-
 def _start_rolling_backup(workspace: Any) -> None:
     """A backup in the background when one is due (Preferences → Data: every day and the
     newest seven kept, unless changed there)."""
@@ -287,7 +267,6 @@ def _open_in(
     from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 
     QApplication.setWindowIcon(app_icon())  # ~10 ms: not before the first paint
-    limit_malloc_arenas()  # before the worker threads start
     # Until now a signal ended the process at once: nothing was open to lose.
     _close_on_termination()
     # After a crash the database is checked before anything reads it; after a

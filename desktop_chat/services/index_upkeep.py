@@ -40,9 +40,9 @@ class IndexUpkeep:
         self,
         repo: Repository,
         *,
-        chars: int = 256_000,
+        chars: int = 128_000,
         pages: int = 100,
-        pause: float = 0.02,
+        pause: float = 0.05,
         interval: float = 5.0,
         busy: float = 0.2,
     ) -> None:
