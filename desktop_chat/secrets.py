@@ -7,7 +7,6 @@ Keys never touch the database, the settings file, logs or exports.
 from __future__ import annotations
 
 import os
-import secrets as _random
 from pathlib import Path
 from types import ModuleType
 
@@ -116,7 +115,7 @@ def ensure_database_key(database: Path) -> str:
     key = get_database_key(database)
     if key:
         return key
-    key = _random.token_hex(32)
+    key = os.urandom(32).hex()  # what secrets.token_hex does; that module loads OpenSSL
     _seen.add(key)
     try:
         _keyring_for_database().set_password(SERVICE, _database_entry(database), key)

@@ -11,7 +11,6 @@ import sqlite3
 from pathlib import Path
 
 import peewee
-from playhouse.db_url import connect
 
 from desktop_chat.errors import CorruptDatabaseError, StorageError
 from desktop_chat.storage import backup, encryption
@@ -51,6 +50,8 @@ def open_database(
     if key is not None and (url or path is None):
         raise ValueError("an encryption key needs a database path, not a url")
     if url:
+        from playhouse.db_url import connect  # ~10 ms, for a --db-url only
+
         db = connect(url, pragmas=SQLITE_PRAGMAS) if url.startswith("sqlite") else connect(url)
         db_path = Path(db.database) if isinstance(db, peewee.SqliteDatabase) else None
     elif path is not None and key is not None:
