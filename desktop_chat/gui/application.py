@@ -156,6 +156,14 @@ def start_prewarm(*, sdk: bool = False) -> threading.Thread:
     return thread
 
 
+def _start_index_upkeep(window: Any, workspace: Any) -> None:
+    """Index and merge for search in the background, once the window has settled: it
+    is never urgent (search reads what waits), and opening the list and the last chat
+    should not share the machine with it."""
+    workspace.start_index_upkeep()
+    window.show_indexing()
+
+
 def _start_rolling_backup(workspace: Any) -> None:
     """A backup in the background when one is due (Preferences → Data: every day and the
     newest seven kept, unless changed there)."""
@@ -291,8 +299,7 @@ def _open_in(
             10_000,
         )
     _start_rolling_backup(workspace)
-    workspace.start_index_upkeep()
-    window.show_indexing()
+    QTimer.singleShot(3000, lambda: _start_index_upkeep(window, workspace))
     QTimer.singleShot(0, start_prewarm)
     if not check_now:
         QTimer.singleShot(0, lambda: _check_integrity_later(window, workspace, damaged))
