@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -184,6 +186,26 @@ class ConversationListModel(QAbstractListModel):
         return ids.index(conversation_id) if conversation_id in ids else -1
 
 
+def fit_snippet(
+    text: str,
+    highlights: tuple[tuple[int, int], ...],
+    advance: Callable[[str], int],
+    width: int,
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The snippet cut so its first match shows on a line ``width`` wide, and the
+    match spans moved with it. Uncut when the match fits; else it starts a little
+    before the match, at a word where words have spaces ("…5: how", not "…uestion 5")."""
+    if not highlights or advance(text[: highlights[0][1]]) <= width:
+        return text, highlights
+    first = highlights[0][0]
+    start = max(0, first - 20)
+    space = re.search(r"\s", text[start:first])
+    start += space.end() if space else 0
+    if not start:
+        return text, highlights
+    return "…" + text[start:], tuple((a - start + 1, b - start + 1) for a, b in highlights)
+
+
 class ConversationDelegate(QStyledItemDelegate):
     """Two lines per row: title (bold) with time, then model or a highlighted snippet."""
 
@@ -254,12 +276,7 @@ class ConversationDelegate(QStyledItemDelegate):
     ) -> None:
         """One line of text with the matched spans in bold and the accent color."""
         metrics = QFontMetrics(font)
-        if highlights:
-            # Start the line a little before the first match so it is visible.
-            start = max(0, highlights[0][0] - 20)
-            if start:
-                text = "…" + text[start:]
-                highlights = tuple((a - start + 1, b - start + 1) for a, b in highlights)
+        text, highlights = fit_snippet(text, highlights, metrics.horizontalAdvance, rect.width())
         elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, rect.width())
         layout = QTextLayout(elided, font)
         formats = []

@@ -847,3 +847,18 @@ def test_each_background_job_closes_its_database_connection(
     assert closed == [(ran_in[0], True)]  # in the job's thread, after it used the database
     assert ran_in[0] != threading.get_ident()
     assert window.repo.db.is_closed() is False  # the window's own connection stays
+
+
+def test_a_search_snippet_is_cut_only_to_show_its_match_and_at_a_word() -> None:
+    from desktop_chat.gui.conversation_list import fit_snippet
+
+    text = "Question 5: how does merge sort work?"
+    match = ((21, 31),)
+    assert fit_snippet(text, match, len, 80) == (text, match)  # it fits: uncut
+    cut, spans = fit_snippet(text, match, len, 25)
+    assert cut == "…5: how does merge sort work?"  # from a word, not "…uestion 5"
+    assert cut[spans[0][0] : spans[0][1]] == "merge sort"
+    long_cjk = "天気" * 30 + "索引の話"
+    cut, spans = fit_snippet(long_cjk, ((60, 62),), len, 40)  # no spaces: cut anywhere
+    assert cut[spans[0][0] : spans[0][1]] == "索引"
+    assert cut.startswith("…")
