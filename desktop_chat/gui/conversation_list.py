@@ -23,7 +23,15 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
+from PySide6.QtGui import (
+    QFont,
+    QFontMetrics,
+    QPainter,
+    QPalette,
+    QTextCharFormat,
+    QTextLayout,
+    QTextOption,
+)
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from desktop_chat.core.types import Conversation, SearchHit
@@ -206,6 +214,16 @@ def fit_snippet(
     return "…" + text[start:], tuple((a - start + 1, b - start + 1) for a, b in highlights)
 
 
+def utf16_spans(text: str, highlights: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
+    """The spans (code points, as Python counts) as Qt's (start, length) in UTF-16 units,
+    clipped to ``text``: an emoji before a match is two units to Qt."""
+
+    def utf16(index: int) -> int:
+        return len(text[: min(index, len(text))].encode("utf-16-le", "surrogatepass")) // 2
+
+    return [(utf16(a), max(0, utf16(b) - utf16(a))) for a, b in highlights]
+
+
 class ConversationDelegate(QStyledItemDelegate):
     """Two lines per row: title (bold) with time, then model or a highlighted snippet."""
 
@@ -276,13 +294,21 @@ class ConversationDelegate(QStyledItemDelegate):
     ) -> None:
         """One line of text with the matched spans in bold and the accent color."""
         metrics = QFontMetrics(font)
-        text, highlights = fit_snippet(text, highlights, metrics.horizontalAdvance, rect.width())
+        bold = QFont(font)
+        bold.setBold(True)
+        # Measured as if all bold, and leaving room for the "…" the elision may add: a
+        # match that only just fitted in the plain font was cut off when drawn bold.
+        room = rect.width() - metrics.horizontalAdvance("…")
+        text, highlights = fit_snippet(text, highlights, QFontMetrics(bold).horizontalAdvance, room)
         elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, rect.width())
         layout = QTextLayout(elided, font)
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.NoWrap)  # one line: never wrap a word away
+        layout.setTextOption(option)
         formats = []
-        for begin, end in highlights:
+        for start, length in utf16_spans(elided, highlights):
             fmt = QTextLayout.FormatRange()
-            fmt.start, fmt.length = begin, max(0, min(end, len(elided)) - begin)
+            fmt.start, fmt.length = start, length
             char_format = QTextCharFormat()
             char_format.setFontWeight(QFont.Weight.Bold)
             char_format.setForeground(mark)

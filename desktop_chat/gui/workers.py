@@ -117,11 +117,11 @@ class _Job(QRunnable):
         except Exception as exc:
             if not isinstance(exc, UserFacingError):
                 log.exception("background job failed")
+            _clean_up_thread()  # before answering: the job is over when its answer comes
             self.signals.sig_failed.emit(exc)
         else:
-            self.signals.sig_done.emit(result)
-        finally:
             _clean_up_thread()
+            self.signals.sig_done.emit(result)
 
 
 def run_job(

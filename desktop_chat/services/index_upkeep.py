@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class IndexUpkeep:
     """A daemon thread that indexes and merges whenever the database changed.
 
-    Each step, its own short transaction (~50 ms here), indexes ``chars`` characters
+    Each step, its own short transaction (~25 ms here), indexes ``chars`` characters
     of waiting messages or merges ``pages`` pages; it pauses ``pause`` seconds
     between steps so waiting writers get the lock, until nothing is left to do.
     It waits at most ``busy`` seconds for the lock itself (another process may

@@ -862,3 +862,11 @@ def test_a_search_snippet_is_cut_only_to_show_its_match_and_at_a_word() -> None:
     cut, spans = fit_snippet(long_cjk, ((60, 62),), len, 40)  # no spaces: cut anywhere
     assert cut[spans[0][0] : spans[0][1]] == "索引"
     assert cut.startswith("…")
+
+
+def test_search_highlights_count_as_qt_does_after_emoji() -> None:
+    from desktop_chat.gui.conversation_list import utf16_spans
+
+    assert utf16_spans("merge sort", ((0, 5),)) == [(0, 5)]
+    assert utf16_spans("😀😀 merge sort", ((3, 8),)) == [(5, 5)]  # two units per emoji
+    assert utf16_spans("short", ((2, 40),)) == [(2, 3)]  # clipped to the text drawn
