@@ -199,39 +199,49 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
     from desktop_chat.gui.single_instance import (
         InstanceServer,
         ask_running_instance,
+        claim,
+        release,
         server_name,
     )
 
     app = create_application()
     where = paths.resolve(data_dir)
+    where.data.mkdir(parents=True, exist_ok=True, mode=0o700)
     name = server_name(where.data)
-    if ask_running_instance(name):
+    first = claim(where.data)
+    # Lock taken: that window is alive, though maybe not listening yet (it listens once
+    # painted), so keep asking a while. No locks here (None): ask once, as before.
+    if first is not True and ask_running_instance(name, patience=5.0 if first is False else 0):
         log.info("another window is open on this data dir; asked it to come forward")
         return 0
-    instance = InstanceServer(name, app)
+    servers: list[InstanceServer] = []
     # An exception escaping a slot would otherwise only reach stderr.
     sys.excepthook = lambda _kind, error, _tb: report_unexpected(app.activeWindow(), error)
     theme = _saved_theme(where.settings_file)
     apply_theme(theme, starting=True)
     window = MainWindow(state=read_state(state_file(where.config)))
-    instance.sig_activate.connect(window.bring_forward)
     window.show()
     opened: list[Any] = []  # the workspace, once open
     damaged: list[str] = []
-    after_first_paint(
-        window,
-        lambda: _open_in(
+
+    def once_painted() -> None:
+        servers.append(InstanceServer(name, app))
+        servers[0].sig_activate.connect(window.bring_forward)
+        _open_in(
             window, data_dir=data_dir, db_url=db_url, theme=theme, opened=opened, damaged=damaged
-        ),
-    )
+        )
+
+    after_first_paint(window, once_painted)
     try:
         return app.exec()
     finally:
-        instance.close()
+        for server in servers:
+            server.close()
         for workspace in opened:
             workspace.end_session(clean=not damaged)
             workspace.close()
         if window.restart_requested:
+            release()  # the new process takes the lock while this one is still ending
             _relaunch()
 
 

@@ -114,3 +114,17 @@ def test_the_window_indexes_a_large_import_for_search_in_the_background(
         reader.close()
     finally:
         stop_app(app)
+
+
+def test_the_window_lock_is_held_by_one_window_at_a_time(data_dir: Path) -> None:
+    from desktop_chat.gui import single_instance
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        assert single_instance.claim(data_dir) is True
+        assert single_instance.claim(data_dir) is False  # another window (open file) asks
+        assert (data_dir / single_instance.LOCK_FILE).stat().st_mode & 0o777 == 0o600
+    finally:
+        single_instance.release()
+    assert single_instance.claim(data_dir) is True  # released: the next window takes it
+    single_instance.release()
