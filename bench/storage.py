@@ -279,7 +279,7 @@ def measure_indexing(repo: Repository) -> None:
     """A large import commits before its messages are indexed for search: how search
     fares meanwhile, and how long the index takes to catch up (as the CLI does it
     before it exits; the window does it in the background in smaller steps)."""
-    waiting = repo.pending_index()
+    waiting = repo.count_unindexed()
     if not waiting:
         return
     times = []

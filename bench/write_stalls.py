@@ -45,15 +45,15 @@ def main() -> int:
     print(f"importing {args.messages:,} messages …", flush=True)
     for batch in history(args.messages, max(10, args.messages // 100)):
         repo.import_trees(batch)
-    waiting = repo.pending_index()
+    waiting = repo.count_unindexed()
     indexing = time.perf_counter()
     caught_up: list[float] = []
 
     def watch() -> None:  # in its own thread, so the writes below do not delay the figure
         deadline = indexing + 600
-        while repo.pending_index() and time.perf_counter() < deadline:
+        while repo.count_unindexed() and time.perf_counter() < deadline:
             time.sleep(0.1)
-        if not repo.pending_index():
+        if not repo.count_unindexed():
             caught_up.append(time.perf_counter() - indexing)
         repo.close()  # this thread's connection
 

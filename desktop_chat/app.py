@@ -388,7 +388,7 @@ def cmd_import(args: argparse.Namespace, workspace: Workspace) -> int:
 def _index_for_search(repo: Repository, show: bool) -> None:
     """Index what a large import left for later (the window does it in the background;
     this process ends, and a search right after should not have to read every message)."""
-    total = repo.pending_index()
+    total = repo.count_unindexed()
     done = 0
     # 16 million characters a transaction: a few seconds each, so a window open on the
     # same data waits at most that long to write.

@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
         """While imported messages wait for the search index, say so in the status bar
         (search finds them meanwhile, more slowly); look again every two seconds."""
         upkeep = self.workspace.upkeep
-        waiting = self.repo.pending_index() if upkeep is not None and upkeep.alive else 0
+        waiting = self.repo.count_unindexed() if upkeep is not None and upkeep.alive else 0
         if self._indexing is None:
             if not waiting:
                 return

@@ -677,7 +677,7 @@ class Repository:
         with self._write():
             return fts.index_pending(self.db, chars)
 
-    def pending_index(self) -> int:
+    def count_unindexed(self) -> int:
         """How many messages wait to be indexed (search reads them directly meanwhile)."""
         return fts.pending_count(self.db)
 

@@ -244,7 +244,7 @@ def test_a_large_import_is_indexed_for_search_before_the_command_ends(
     ok("--data-dir", str(other), "import", str(tmp_path / "all.json"))
     imported = Workspace.open(other)
     try:
-        assert imported.repo.pending_index() == 0
+        assert imported.repo.count_unindexed() == 0
         (indexed,) = imported.repo.db.execute_sql(
             "SELECT count(*) FROM message_fts WHERE message_fts MATCH ?", (f'"{text[:30]}"',)
         ).fetchone()

@@ -101,16 +101,16 @@ def test_the_window_indexes_a_large_import_for_search_in_the_background(
 
     workspace = Workspace.open()
     imported_history(workspace.repo, 5_100)  # committed, waiting for the index
-    assert workspace.repo.pending_index() == 5_100
+    assert workspace.repo.count_unindexed() == 5_100
     workspace.close()
 
     app = start_app(data_dir)
     try:
         reader = Workspace.open()
         deadline = time.monotonic() + 60
-        while reader.repo.pending_index() and time.monotonic() < deadline:
+        while reader.repo.count_unindexed() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert reader.repo.pending_index() == 0
+        assert reader.repo.count_unindexed() == 0
         reader.close()
     finally:
         stop_app(app)

@@ -817,7 +817,7 @@ def test_the_status_bar_tells_while_an_import_waits_for_the_search_index(
     assert not label.isHidden()
     assert re.fullmatch(r"Indexing \d+ imported messages for search…", label.text())
     qtbot.waitUntil(label.isHidden, timeout=10_000)
-    assert window.repo.pending_index() == 0
+    assert window.repo.count_unindexed() == 0
 
 
 def test_each_background_job_closes_its_database_connection(

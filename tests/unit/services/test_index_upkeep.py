@@ -45,7 +45,7 @@ def test_the_window_indexes_and_merges_an_import_in_the_background(
     imported_history(repo, 2000)  # indexed as it is imported: large segments
     monkeypatch.setattr(search, "DEFER_INDEXING_AT", 1000)
     imported_history(repo, 2000)  # left for later
-    assert repo.pending_index() == 2000
+    assert repo.count_unindexed() == 2000
     conversation = repo.create_conversation()
     parent = None
     for n in range(20):  # enough small segments beside the import's to call for a merge
@@ -54,7 +54,7 @@ def test_the_window_indexes_and_merges_an_import_in_the_background(
     assert merge_due(database)
 
     workspace.start_index_upkeep()
-    wait_for(lambda: repo.pending_index() == 0 and not merge_due(database))
+    wait_for(lambda: repo.count_unindexed() == 0 and not merge_due(database))
     # Writes while it runs are merged as well, and the index stays whole.
     for n in range(20, 40):
         parent = repo.append_message(conversation.id, parent, Role.USER, f"after {n}").id

@@ -349,7 +349,7 @@ def test_a_large_import_is_found_before_and_after_the_index_catches_up(
         ids[3], conv_id, ids[2], Role.USER, texts[3], moment, metadata={"hidden": True}
     )
     repo.import_trees([ConversationTree(Conversation(conv_id, "Bread", moment, moment), messages)])
-    assert repo.pending_index() == 5
+    assert repo.count_unindexed() == 5
     newer = repo.append_message(conv_id, ids[4], Role.USER, "rye again")
 
     def found() -> dict[str, list[str | None]]:
@@ -376,12 +376,12 @@ def test_a_large_import_is_found_before_and_after_the_index_catches_up(
     assert found() == expected
 
     assert repo.index_pending(20) == 2  # 14 + 10 characters: the second passes 20
-    assert repo.pending_index() == 3
+    assert repo.count_unindexed() == 3
     assert found() == expected
     repo.delete_conversation(conv_id)
     assert repo.index_pending(10) == 3
     assert repo.index_pending(10) == 0
-    assert repo.pending_index() == 0
+    assert repo.count_unindexed() == 0
     assert found() == {
         **{q: [] for q in expected},
         "rye": [older.id],
