@@ -205,8 +205,7 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
     )
 
     app = create_application()
-    where = paths.resolve(data_dir)
-    where.data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    where = paths.resolve(data_dir).ensure()  # the lock below lives in the data dir
     name = server_name(where.data)
     first = claim(where.data)
     # Lock taken: that window is alive, though maybe not listening yet (it listens once

@@ -47,7 +47,6 @@ class IndexUpkeep:
         busy: float = 0.2,
     ) -> None:
         self._repo = repo
-        self._db = repo.db
         self._chars = chars
         self._pages = pages
         self._busy = busy
@@ -84,10 +83,10 @@ class IndexUpkeep:
     def _run(self) -> None:
         seen = None
         try:
-            self._db.execute_sql(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
+            self._repo.db.execute_sql(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
             while not self._stopping:
                 try:
-                    version = self._db.execute_sql("PRAGMA data_version").fetchone()[0]
+                    version = self._repo.db.execute_sql("PRAGMA data_version").fetchone()[0]
                 except peewee.OperationalError as exc:  # e.g. locked a moment: next time
                     log.info("full-text index upkeep deferred: %s", exc)
                     version = None
@@ -101,7 +100,7 @@ class IndexUpkeep:
         except peewee.DatabaseError as exc:  # damaged: search still reads what waits
             log.warning("full-text index upkeep stopped: %s", exc)
         finally:
-            self._db.close()  # this thread's connection only
+            self._repo.close()  # this thread's connection only
 
     def _steps(self, step: Callable[[], bool]) -> bool:
         """Run ``step`` until it has nothing left to do; False if it could not go on."""
