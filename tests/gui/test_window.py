@@ -101,17 +101,21 @@ def test_sending_in_an_open_chat_appends_without_a_reload(
     assert window.chat_model.rowCount() == 62
 
 
-def slow_store(window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Storing the next message waits for the returned event (an FTS5 merge, say)."""
-    release = threading.Event()
+def slow_store(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """Storing the next message waits for the first event returned (an FTS5 merge, say);
+    the second is set once the reply's thread has begun storing it."""
+    release, storing = threading.Event(), threading.Event()
     real_send = window.service.send
 
     def send(*args: Any, **kwargs: Any) -> Any:
+        storing.set()
         assert release.wait(10)
         return real_send(*args, **kwargs)
 
     monkeypatch.setattr(window.service, "send", send)
-    return release
+    return release, storing
 
 
 def test_a_message_still_being_stored_when_another_chat_opens(
@@ -123,7 +127,7 @@ def test_a_message_still_being_stored_when_another_chat_opens(
 ) -> None:
     first, other = seed(workspace, ["First", "Other"])
     window.open_conversation(first)
-    release = slow_store(window, monkeypatch)
+    release, _ = slow_store(window, monkeypatch)
     fake_openai.enqueue(stream("Stored."))
     send(qtbot, window, "Hello first")
     window.open_conversation(other)
@@ -145,9 +149,11 @@ def test_stop_while_the_message_is_stored_sends_nothing(
 ) -> None:
     (conv_id,) = seed(workspace, ["Kept"])
     window.open_conversation(conv_id)
-    release = slow_store(window, monkeypatch)
+    release, storing = slow_store(window, monkeypatch)
     send(qtbot, window, "Never mind")
     assert window.composer.button.text() == "Stop"
+    # Stop while it is being stored, not before its thread got there (a busy machine).
+    qtbot.waitUntil(storing.is_set)
     qtbot.mouseClick(window.composer.button, Qt.MouseButton.LeftButton)
     release.set()
     wait_idle(qtbot, window)
