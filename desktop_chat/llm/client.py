@@ -15,9 +15,11 @@ import re
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from desktop_chat.errors import ApiError
+from desktop_chat.llm.warmup import prewarm
 
 log = logging.getLogger(__name__)
 LOCAL_KEY = "not-needed"  # the SDK insists on a key; local servers ignore it
@@ -115,9 +117,8 @@ class ChatClient:
         with self._lock:
             if self._client is None:
                 import httpx
-                import openai
 
-                self._client = openai.OpenAI(
+                self._client = _openai().OpenAI(
                     api_key=self.provider.api_key or LOCAL_KEY,
                     base_url=self.provider.base_url or None,
                     timeout=httpx.Timeout(
@@ -204,7 +205,7 @@ class ChatClient:
         self, model: str, messages: list[dict[str, str]], options: dict[str, Any]
     ) -> Any:
         """Start the request, with usage reported at the end where the server can."""
-        import openai
+        openai = _openai()
 
         try:
             return self._create(
@@ -226,7 +227,7 @@ class ChatClient:
         the default. A 400 (or FastAPI's 422) naming such a field is answered by
         asking again without it, and remembered for the model.
         """
-        import openai
+        openai = _openai()
 
         create = self._sdk().chat.completions.create
         while True:
@@ -265,7 +266,7 @@ class ChatClient:
         temperature: float | None = None,
     ) -> str:
         """One non-streamed request (titles, summaries); the reply's text."""
-        import openai
+        openai = _openai()
 
         try:
             reply = self._create(
@@ -292,7 +293,7 @@ class ChatClient:
 
     def list_models(self) -> list[str]:
         """The provider's model ids; [] when the server has no /models route."""
-        import openai
+        openai = _openai()
 
         try:
             page = self._sdk().models.list(timeout=self._whole_request_timeout())
@@ -471,6 +472,20 @@ class ChatClient:
             kind="server",
             details=details,
         )
+
+
+def _openai() -> ModuleType:
+    """The SDK, loaded by one thread while any other waits.
+
+    Two threads importing it at once can leave one with a half-initialised pydantic
+    module: PySide6's import hook reads module attributes in the middle of imports,
+    and pydantic answers such reads with imports of its own. So a request that comes
+    while the window's prewarm is loading the SDK waits for it rather than import beside it.
+    """
+    prewarm()
+    import openai
+
+    return openai
 
 
 def _watch(cancel: threading.Event, response: Any) -> Callable[[], None]:

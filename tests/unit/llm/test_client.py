@@ -502,3 +502,23 @@ def test_importing_the_package_leaves_the_sdk_and_qt_unloaded() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_request_waits_while_another_thread_loads_the_sdk(fake_openai: FakeOpenAI) -> None:
+    """Importing the SDK from two threads at once once left a reply empty: pydantic came
+    back half-initialised to the request's thread while the window's prewarm imported it."""
+    from desktop_chat.llm import warmup
+
+    warmup.prewarm()  # loaded already, so only waiting can hold the request back
+    fake_openai.enqueue(stream("Loaded."))
+    events: list[Any] = []
+    request = threading.Thread(
+        target=lambda: events.extend(client_for(fake_openai).stream("m", MESSAGES))
+    )
+    with warmup._lock:  # what the prewarm holds while it imports
+        request.start()
+        request.join(0.5)
+        assert request.is_alive()
+        assert not fake_openai.requests
+    request.join(10)
+    assert [e.text for e in events if isinstance(e, Delta)] == ["Loaded."]
