@@ -334,7 +334,7 @@ def measure_export(repo: Repository, out: Path, imported: int) -> None:
 
     started = time.perf_counter()
     with out.open("w", encoding="utf-8") as handle:
-        transfer.write_json(repo.iter_trees(), handle)
+        transfer.write_json(repo.iter_message_rows(), handle)
     elapsed = time.perf_counter() - started
     rate = imported / elapsed
     line(

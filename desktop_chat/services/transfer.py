@@ -155,7 +155,7 @@ def import_file(
 
 
 def export_json(repo: Repository, out: IO[str], conversation_ids: Iterable[str] | None) -> int:
-    return own.write_json(repo.iter_trees(conversation_ids), out)
+    return own.write_json(repo.iter_message_rows(conversation_ids), out)
 
 
 def export_markdown(repo: Repository, out: IO[str], conversation_ids: Iterable[str] | None) -> int:
@@ -199,11 +199,12 @@ def export_folder(
     folder.mkdir(parents=True, exist_ok=True)
     taken = {p.stem.lower() for p in folder.iterdir()}
     ids = list(conversation_ids) if conversation_ids is not None else repo.conversation_ids()
-    for done, tree in enumerate(repo.iter_trees(ids), start=1):
-        stem = safe_filename(tree.conversation.title, taken)
+    for done, (conversation, rows) in enumerate(repo.iter_message_rows(ids), start=1):
+        stem = safe_filename(conversation.title, taken)
         with (folder / f"{stem}.json").open("w", encoding="utf-8") as handle:
-            own.write_json([tree], handle)
-        (folder / f"{stem}.md").write_text(own.to_markdown(tree), encoding="utf-8")
+            own.write_json([(conversation, rows)], handle)
+        markdown = own.to_markdown(repo.tree_from_rows(conversation, rows))
+        (folder / f"{stem}.md").write_text(markdown, encoding="utf-8")
         if progress is not None:
             progress(done, len(ids))
     return len(ids)

@@ -632,18 +632,40 @@ class Repository:
     def iter_trees(
         self, conversation_ids: Iterable[str] | None = None
     ) -> Iterator[ConversationTree]:
-        """Whole conversations (every branch), for export."""
-        ids = self.conversation_ids() if conversation_ids is None else list(conversation_ids)
-        for conversation_id in ids:
-            conversation = self.get_conversation(conversation_id)
-            pk = self._conversation_pk(conversation_id)
-            rows = self.db.execute_sql(
+        """Whole conversations (every branch)."""
+        for conversation, rows in self.iter_message_rows(conversation_ids):
+            yield self.tree_from_rows(conversation, rows)
+
+    @staticmethod
+    def tree_from_rows(conversation: Conversation, rows: list[tuple[Any, ...]]) -> ConversationTree:
+        """``iter_message_rows``'s rows as a tree of ``Message``."""
+        return ConversationTree(conversation, [_message(conversation.id, row) for row in rows])
+
+    def iter_message_rows(
+        self, conversation_ids: Iterable[str] | None = None
+    ) -> Iterator[tuple[Conversation, list[tuple[Any, ...]]]]:
+        """Whole conversations with their messages as stored, for export: ``(id,
+        parent_id, role, content, created_at, status, model, token_count, pinned,
+        prompt_tokens, completion_tokens, error, metadata, depth)``, the time in seconds
+        since 1970 and the metadata as JSON text.
+
+        Exporting a million messages takes a third of the time this way: building a
+        ``Message`` for each costs three times what writing it out does.
+        """
+        if conversation_ids is None:  # every one, newest first, read in one query
+            rows = self._sql(_CONVERSATION_SELECT + "ORDER BY c.updated_at DESC, c.id DESC")
+            conversations: Iterable[Conversation] = [_conversation(row) for row in rows]
+        else:
+            conversations = map(self.get_conversation, list(conversation_ids))
+        for conversation in conversations:
+            rows = self._sql(
                 f"SELECT {_MESSAGE_COLUMNS} FROM message m "
                 "LEFT JOIN message p ON p.id = m.parent_id "
-                "WHERE m.conversation_id = ? ORDER BY m.id",
-                (pk,),
+                "WHERE m.conversation_id = (SELECT id FROM conversation WHERE uuid = ?) "
+                "ORDER BY m.id",
+                (conversation.id,),
             )
-            yield ConversationTree(conversation, [_message(conversation_id, row) for row in rows])
+            yield conversation, rows
 
     def import_trees(
         self,

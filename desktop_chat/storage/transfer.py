@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
 
@@ -32,22 +32,32 @@ from desktop_chat.storage.text import one_line, storable
 FORMAT = "desktop-chat"
 VERSION = 1
 
+# A message as ``Repository.iter_message_rows`` gives it (see there for the columns).
+Row = tuple[Any, ...]
+T = TypeVar("T")
+_fromtimestamp = datetime.fromtimestamp  # once per exported message
+
 
 def active_thread(tree: ConversationTree) -> list[Message]:
     """The path from the current leaf to the root, root first."""
     by_id = {m.id: m for m in tree.messages}
-    thread: list[Message] = []
+    return _path(by_id, tree.conversation.current_leaf_id, lambda m: m.parent_id)
+
+
+def _path(by_id: dict[str, T], leaf_id: str | None, parent: Callable[[T], str | None]) -> list[T]:
+    """From ``leaf_id`` up to its root, root first (a cycle in bad data ends it)."""
+    path: list[T] = []
     seen: set[str] = set()
-    current = by_id.get(tree.conversation.current_leaf_id or "")
-    while current is not None and current.id not in seen:
-        seen.add(current.id)
-        thread.append(current)
-        current = by_id.get(current.parent_id or "")
-    thread.reverse()
-    return thread
+    current_id = leaf_id
+    while current_id is not None and current_id not in seen and current_id in by_id:
+        seen.add(current_id)
+        path.append(by_id[current_id])
+        current_id = parent(by_id[current_id])
+    path.reverse()
+    return path
 
 
-def openai_messages(conversation: Conversation, thread: list[Message]) -> list[dict[str, str]]:
+def openai_messages(conversation: Conversation, thread: list[Row]) -> list[dict[str, str]]:
     """The thread as plain OpenAI chat ``messages``: system prompt, then what is shown.
 
     Tool messages are left out: the API only accepts them paired with the
@@ -56,46 +66,74 @@ def openai_messages(conversation: Conversation, thread: list[Message]) -> list[d
     messages = []
     if conversation.system_prompt:
         messages.append({"role": "system", "content": conversation.system_prompt})
-    for message in thread:
-        if message.role is not Role.TOOL and not message.hidden:
-            messages.append({"role": message.role, "content": message.content})
+    for row in thread:
+        if row[2] != Role.TOOL and not _metadata(row[12]).get("hidden"):
+            messages.append({"role": row[2], "content": row[3]})
     return messages
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    """The message as the export writes it (``encode``, or ``json`` with ``json_default``).
+    """The message as the export's ``tree`` holds it (``encode`` writes it)."""
+    fields = (
+        message.id,
+        message.parent_id,
+        message.role,
+        message.content,
+        None,  # the stored time, given decoded below
+        message.status,
+        message.model,
+        message.token_count,
+        message.pinned,
+        message.prompt_tokens,
+        message.completion_tokens,
+        message.error,
+    )
+    return _entry(fields, message.created_at, message.metadata)
 
-    Role and status are StrEnums, written as their strings, and the time is left a
-    datetime for the encoder: reading ``.value`` and formatting a million times were
-    a noticeable part of exporting everything.
+
+def _entry(row: Row, created_at: datetime, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A ``tree`` entry from a stored row, its time and metadata decoded.
+
+    The time is left a datetime for the encoder, role and status plain strings (or
+    StrEnums): formatting them here was a noticeable part of exporting everything.
     """
     data: dict[str, Any] = {
-        "id": message.id,
-        "parent_id": message.parent_id,
-        "role": message.role,
-        "content": message.content,
-        "created_at": message.created_at,
-        "status": message.status,
+        "id": row[0],
+        "parent_id": row[1],
+        "role": row[2],
+        "content": row[3],
+        "created_at": created_at,
+        "status": row[5],
     }
-    if message.model is not None:
-        data["model"] = message.model
-    if message.token_count is not None:
-        data["token_count"] = message.token_count
-    if message.prompt_tokens is not None:
-        data["prompt_tokens"] = message.prompt_tokens
-    if message.completion_tokens is not None:
-        data["completion_tokens"] = message.completion_tokens
-    if message.error is not None:
-        data["error"] = message.error
-    if message.pinned:
+    if row[6] is not None:
+        data["model"] = row[6]
+    if row[7] is not None:
+        data["token_count"] = row[7]
+    if row[9] is not None:
+        data["prompt_tokens"] = row[9]
+    if row[10] is not None:
+        data["completion_tokens"] = row[10]
+    if row[11] is not None:
+        data["error"] = row[11]
+    if row[8]:
         data["pinned"] = True
-    if message.metadata:
-        data["metadata"] = message.metadata
+    if metadata:
+        data["metadata"] = metadata
     return data
 
 
-def conversation_json(tree: ConversationTree) -> dict[str, Any]:
-    conv = tree.conversation
+def _metadata(text: str | None) -> dict[str, Any]:
+    """A stored message's metadata (JSON text; most messages have none)."""
+    if not text or text == "{}":
+        return {}
+    value = json.loads(text)  # not orjson: imported metadata may hold integers beyond 64 bits
+    return value if isinstance(value, dict) else {}
+
+
+def conversation_json(conv: Conversation, rows: list[Row]) -> dict[str, Any]:
+    """The conversation as the export holds it, from its stored message rows."""
+    by_id = {row[0]: row for row in rows}
+    thread = _path(by_id, conv.current_leaf_id, lambda row: row[1])
     return {
         "id": conv.id,
         "title": conv.title,
@@ -112,8 +150,8 @@ def conversation_json(tree: ConversationTree) -> dict[str, Any]:
         "summary_upto_id": conv.summary_upto_id,
         "metadata": conv.metadata,
         "current_leaf_id": conv.current_leaf_id,
-        "messages": openai_messages(conv, active_thread(tree)),
-        "tree": [message_json(m) for m in tree.messages],
+        "messages": openai_messages(conv, thread),
+        "tree": [_entry(row, _fromtimestamp(row[4], UTC), _metadata(row[12])) for row in rows],
     }
 
 
@@ -149,8 +187,9 @@ def _byte_writer(out: IO[str]) -> Callable[[bytes], object]:
     return raw.write
 
 
-def write_json(trees: Iterable[ConversationTree], out: IO[str]) -> int:
-    """Stream an export document to ``out``; return how many conversations it holds.
+def write_json(conversations: Iterable[tuple[Conversation, list[Row]]], out: IO[str]) -> int:
+    """Stream an export document of ``conversations`` (as ``Repository.iter_message_rows``
+    gives them) to ``out``; return how many it holds.
 
     Written piece by piece so exporting a large history never holds the whole
     document in memory.
@@ -161,9 +200,9 @@ def write_json(trees: Iterable[ConversationTree], out: IO[str]) -> int:
         f'"exported_at": "{to_iso(utcnow())}", "conversations": ['.encode()
     )
     count = 0
-    for tree in trees:
+    for conversation, rows in conversations:
         write(b",\n" if count else b"\n")
-        write(encode(conversation_json(tree)))
+        write(encode(conversation_json(conversation, rows)))
         count += 1
     write(b"\n]}\n")
     getattr(out, "buffer", out).flush()

@@ -52,7 +52,7 @@ def empty(tmp_path: Path) -> Iterator[Repository]:
 
 def export(repo: Repository, ids: list[str] | None = None) -> Doc:
     out = io.StringIO()
-    count = transfer.write_json(repo.iter_trees(ids), out)
+    count = transfer.write_json(repo.iter_message_rows(ids), out)
     document = json.loads(out.getvalue())
     assert count == len(document["conversations"])
     return document
@@ -94,6 +94,22 @@ def test_export_validates_against_the_schema(repo: Repository) -> None:
         {"role": "user", "content": "And where to eat? 🍜"},
         {"role": "assistant", "content": "Nishiki Market has"},
     ]  # hidden and tool messages left out; the active branch only
+
+
+def test_a_message_reads_the_same_in_show_and_in_the_export(repo: Repository) -> None:
+    """``show --json`` writes messages with ``message_json``; the export from stored rows."""
+    populate(repo)
+    exported = {n["id"]: n for c in export(repo)["conversations"] for n in c["tree"]}
+    shown = {
+        m.id: json.loads(transfer.encode(transfer.message_json(m))) for m in all_messages(repo)
+    }
+    assert shown == exported
+    written = {key for node in exported.values() for key in node}
+    assert {"metadata", "model", "error", "prompt_tokens"} <= written
+
+
+def all_messages(repo: Repository) -> list[Any]:
+    return [m for tree in repo.iter_trees() for m in tree.messages]
 
 
 @pytest.mark.parametrize(
