@@ -222,13 +222,11 @@ def _resolve_id(workspace: Workspace, given: str) -> str:
 
 
 def cmd_list(args: argparse.Namespace, workspace: Workspace) -> int:
+    import time
+
     from desktop_chat.core.types import to_iso
 
-    repo = workspace.repo
-    limit = (
-        args.limit if args.limit is not None else repo.count_conversations(archived=args.archived)
-    )
-    conversations = repo.list_conversations(limit=limit, archived=args.archived)
+    conversations = workspace.repo.list_lines(limit=args.limit, archived=args.archived)
     if args.json:
         _print_json(
             [
@@ -248,10 +246,15 @@ def cmd_list(args: argparse.Namespace, workspace: Workspace) -> int:
         return 0
     if not conversations:
         print("No conversations yet.", file=sys.stderr)
-    for c in conversations:
-        pin = "* " if c.pinned else ""
-        when = c.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        print(f"{c.id}  {when}  {c.message_count:>5}  {pin}{c.title or 'Untitled'}")
+    # One write, and the local time through the C library: listing thousands of
+    # conversations print() by print() and datetime.astimezone() took a third of a second.
+    sys.stdout.write(
+        "".join(
+            f"{c.id}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated_at.timestamp()))}"
+            f"  {c.message_count:>5}  {'* ' if c.pinned else ''}{c.title or 'Untitled'}\n"
+            for c in conversations
+        )
+    )
     return 0
 
 

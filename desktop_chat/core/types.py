@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Role(enum.StrEnum):
@@ -116,6 +116,20 @@ class Conversation:
     summary: str | None = None
     summary_upto_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ConversationLine(NamedTuple):
+    """What a listing of many conversations shows of each: ``Conversation`` in brief,
+    read without its settings and tree (the CLI lists thousands at once)."""
+
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+    pinned: bool
+    archived: bool
+    model: str | None
 
 
 @dataclass(frozen=True, slots=True)

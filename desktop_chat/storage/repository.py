@@ -19,6 +19,7 @@ import peewee
 from desktop_chat.core.tokens import encoding_name_for
 from desktop_chat.core.types import (
     Conversation,
+    ConversationLine,
     ConversationTree,
     MemoryPolicy,
     Message,
@@ -254,6 +255,30 @@ class Repository:
             (int(archived), limit, offset),
         )
         return [_conversation(row) for row in rows]
+
+    def list_lines(
+        self, *, limit: int | None = None, archived: bool = False
+    ) -> list[ConversationLine]:
+        """``list_conversations`` in brief and all at once (``limit`` None: every one)."""
+        rows = self._sql(
+            "SELECT uuid, title, created_at, updated_at, message_count, pinned, archived, model "
+            "FROM conversation WHERE archived = ? "
+            "ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT ?",
+            (int(archived), -1 if limit is None else limit),
+        )
+        return [
+            ConversationLine(
+                uuid,
+                title,
+                from_timestamp(created),
+                from_timestamp(updated),
+                count,
+                bool(pinned),
+                bool(archived_),
+                model,
+            )
+            for uuid, title, created, updated, count, pinned, archived_, model in rows
+        ]
 
     def count_conversations(self, *, archived: bool = False) -> int:
         return int(

@@ -158,6 +158,15 @@ def test_list_is_pinned_first_then_newest(repo: Repository) -> None:
     assert listed[0].pinned
     assert listed[1].message_count == 1
     assert listed[1].updated_at > listed[2].updated_at
+    # The CLI's brief listing reads the same, in the same order.
+    lines = repo.list_lines()
+    assert lines == [
+        (c.id, c.title, c.created_at, c.updated_at, c.message_count, c.pinned, c.archived, c.model)
+        for c in listed
+    ]
+    repo.update_conversation(c.id, archived=True)
+    assert [x.id for x in repo.list_lines(limit=1)] == [a.id]
+    assert [x.id for x in repo.list_lines(archived=True)] == [c.id]
 
 
 def test_list_pages(repo: Repository) -> None:
