@@ -674,8 +674,8 @@ class Repository:
         prompt_tokens, completion_tokens, error, metadata, depth)``, the time in seconds
         since 1970 and the metadata as JSON text.
 
-        Exporting a million messages takes a third of the time this way: building a
-        ``Message`` for each costs three times what writing it out does.
+        Exporting a million messages this way takes about 60% of the time it takes
+        through ``Message`` objects, which cost more to build than to write out.
         """
         if conversation_ids is None:  # every one, newest first, read in one query
             rows = self._sql(_CONVERSATION_SELECT + "ORDER BY c.updated_at DESC, c.id DESC")
