@@ -199,8 +199,20 @@ class StreamWorker(QObject):
         finally:
             if pending is not None:
                 self.sig_text.emit(conversation_id, *pending)
+            self._hand_back()
             self.sig_finished.emit(conversation_id, finished)
             self.service.repo.close()  # this thread's connection; the thread ends
+
+    def _hand_back(self) -> None:
+        """Belong to the GUI thread again, so ``deleteLater`` deletes this worker there.
+
+        Deleted in this thread as it ended, the worker held Qt's signal lock and
+        waited for the GIL, while the GUI thread held the GIL and waited for that
+        lock (laying out a message, which connects signals): the window hung.
+        """
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
 
 
 class StreamHandle:

@@ -10,6 +10,7 @@ import threading
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.gui.main_window import MainWindow
+from tests.support.fake_openai import FakeOpenAI, stream
 
 STRESS = textwrap.dedent(
     """
@@ -97,3 +98,23 @@ def test_the_window_thread_leaves_wal_checkpoints_to_other_threads(
     thread.start()
     thread.join()
     assert elsewhere == [1000]
+
+
+def test_a_reply_worker_is_handed_back_to_the_gui_thread_when_done(
+    qtbot: QtBot, window: MainWindow, fake_openai: FakeOpenAI
+) -> None:
+    """Deleted in its own thread, the worker took Qt's signal lock and then waited for
+    the GIL, which the GUI thread held while waiting for that lock: the window hung."""
+    from PySide6.QtCore import QCoreApplication, Qt
+
+    fake_openai.enqueue(stream("Hi"))
+    window.composer.edit.setFocus()
+    qtbot.keyClicks(window.composer.edit, "Hello")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(window.streams))
+    worker = next(iter(window.streams.values())).worker
+    gui_thread = QCoreApplication.instance().thread()
+    on_gui_thread: list[bool] = []
+    worker.sig_finished.connect(lambda *_: on_gui_thread.append(worker.thread() is gui_thread))
+    qtbot.waitUntil(lambda: not window.streams, timeout=10_000)
+    assert on_gui_thread == [True]
