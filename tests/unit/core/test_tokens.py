@@ -139,6 +139,18 @@ def test_encodings_match_tiktokens_own_definitions(
     assert ours.n_vocab == {"o200k_base": 200019, "cl100k_base": 100277}[name]
 
 
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_ranks_are_read_as_tiktoken_reads_them(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiktoken.load
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # it copies the file there
+    path = TOKENIZERS / f"{name}.tiktoken"
+    expected = tiktoken.load.load_tiktoken_bpe(str(path), expected_hash=None)
+    assert tokens._parse_ranks(path.read_bytes()) == expected
+
+
 def test_a_damaged_file_is_refused(tmp_path: Path) -> None:
     damaged = tmp_path / "cl100k_base.tiktoken"
     data = bytearray((TOKENIZERS / "cl100k_base.tiktoken").read_bytes())
