@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.workspace = workspace
         self.repo = workspace.repo
         self.repo.leave_checkpoints_to_other_threads()
+        self.repo.keep_a_small_cache()
         workers.after_each_job(self.repo.close)  # the job thread's connection only
         self.service = service or ChatService(workspace)
         self.list_model = ConversationListModel(self.repo, self)

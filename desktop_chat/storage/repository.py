@@ -187,6 +187,17 @@ class Repository:
         if isinstance(self.db, peewee.SqliteDatabase):
             self.db.execute_sql("PRAGMA wal_autocheckpoint = 0")
 
+    def keep_a_small_cache(self) -> None:
+        """This thread's connection keeps 2 MB of pages instead of 8.
+
+        For the window's thread, which lives as long as the app and reads a page of
+        messages at a time (searches and imports run on other threads, with the
+        larger cache): the OS keeps the file cached anyway, and this gives back
+        ~5 MB of resident memory after a few long chats.
+        """
+        if isinstance(self.db, peewee.SqliteDatabase):
+            self.db.execute_sql("PRAGMA cache_size = -2000")
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
         """A write transaction whose failures reach the user as a StorageError.

@@ -100,6 +100,20 @@ def test_the_window_thread_leaves_wal_checkpoints_to_other_threads(
     assert elsewhere == [1000]
 
 
+def test_the_window_thread_keeps_a_smaller_page_cache(qtbot: QtBot, window: MainWindow) -> None:
+    """It lives as long as the app; searches and imports run elsewhere with 8 MB."""
+
+    def cache_size() -> int:
+        return int(window.repo.db.execute_sql("PRAGMA cache_size").fetchone()[0])
+
+    assert cache_size() == -2000
+    elsewhere: list[int] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(cache_size()))
+    thread.start()
+    thread.join()
+    assert elsewhere == [-8000]
+
+
 def test_a_reply_worker_is_handed_back_to_the_gui_thread_when_done(
     qtbot: QtBot, window: MainWindow, fake_openai: FakeOpenAI
 ) -> None:
