@@ -31,7 +31,7 @@ from desktop_chat.core.types import (
 from desktop_chat.errors import BadInputError, CancelledError, NotFoundError, StorageError
 from desktop_chat.storage import search as fts
 from desktop_chat.storage.schema import ConversationRow, MessageRow
-from desktop_chat.storage.text import one_line, storable
+from desktop_chat.storage.text import json_object, one_line, storable
 
 _UNSET: Any = object()
 _CHUNK = 500  # SQLite's variable limit is 32766 since 3.32; stay far below it
@@ -56,13 +56,6 @@ def _storable_opt(text: str | None) -> str | None:
 
 def _encoding(model: str | None) -> str:
     return encoding_name_for(model or "")[0]
-
-
-def _loads(text: str | None) -> dict[str, Any]:
-    if not text or text == "{}":
-        return {}
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
 
 
 def _dumps(value: dict[str, Any] | None) -> str:
@@ -94,7 +87,7 @@ def _message(conversation_id: str, row: Sequence[Any]) -> Message:
         row[9],
         row[10],
         row[11],
-        _loads(row[12]),
+        json_object(row[12]),
         row[13],
     )
 
@@ -102,7 +95,7 @@ def _message(conversation_id: str, row: Sequence[Any]) -> Message:
 @functools.lru_cache(maxsize=64)
 def _policy(text: str | None) -> MemoryPolicy:
     """Parsed once per distinct text: most conversations share a few (it is immutable)."""
-    return MemoryPolicy.from_json(_loads(text))
+    return MemoryPolicy.from_json(json_object(text))
 
 
 def _conversation(row: Sequence[Any]) -> Conversation:
@@ -116,13 +109,13 @@ def _conversation(row: Sequence[Any]) -> Conversation:
         model=row[6],
         provider=row[7],
         system_prompt=row[8],
-        params=_loads(row[9]),
+        params=json_object(row[9]),
         memory_policy=_policy(row[10]),
         current_leaf_id=row[11],
         message_count=row[12],
         summary=row[13],
         summary_upto_id=row[14],
-        metadata=_loads(row[15]),
+        metadata=json_object(row[15]),
     )
 
 
@@ -688,20 +681,30 @@ class Repository:
         Exporting a million messages this way takes about 60% of the time it takes
         through ``Message`` objects, which cost more to build than to write out.
         """
-        if conversation_ids is None:  # every one, newest first, read in one query
-            rows = self._sql(_CONVERSATION_SELECT + "ORDER BY c.updated_at DESC, c.id DESC")
-            conversations: Iterable[Conversation] = [_conversation(row) for row in rows]
-        else:
-            conversations = map(self.get_conversation, list(conversation_ids))
-        for conversation in conversations:
-            rows = self._sql(
-                f"SELECT {_MESSAGE_COLUMNS} FROM message m "
-                "LEFT JOIN message p ON p.id = m.parent_id "
-                "WHERE m.conversation_id = (SELECT id FROM conversation WHERE uuid = ?) "
-                "ORDER BY m.id",
-                (conversation.id,),
-            )
+        if conversation_ids is None:
+            # Every one, newest first, headers in one query; one read transaction, so
+            # each header and its messages are from the same moment even when the user
+            # deletes or extends a chat during a long export. (Write nothing on this
+            # thread while iterating: it would go into this transaction.)
+            with self.db.atomic():
+                headers = self._sql(_CONVERSATION_SELECT + "ORDER BY c.updated_at DESC, c.id DESC")
+                for conversation in [_conversation(row) for row in headers]:
+                    yield conversation, self._message_rows(conversation.id)
+            return
+        for conversation_id in list(conversation_ids):
+            with self.db.atomic():  # closed before the caller gets it (it may write)
+                conversation = self.get_conversation(conversation_id)
+                rows = self._message_rows(conversation_id)
             yield conversation, rows
+
+    def _message_rows(self, conversation_id: str) -> list[tuple[Any, ...]]:
+        return self._sql(
+            f"SELECT {_MESSAGE_COLUMNS} FROM message m "
+            "LEFT JOIN message p ON p.id = m.parent_id "
+            "WHERE m.conversation_id = (SELECT id FROM conversation WHERE uuid = ?) "
+            "ORDER BY m.id",
+            (conversation_id,),
+        )
 
     def import_trees(
         self,

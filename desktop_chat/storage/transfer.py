@@ -27,7 +27,7 @@ from desktop_chat.core.types import (
     utcnow,
 )
 from desktop_chat.errors import BadInputError
-from desktop_chat.storage.text import one_line, storable
+from desktop_chat.storage.text import json_object, one_line, storable
 
 FORMAT = "desktop-chat"
 VERSION = 1
@@ -67,7 +67,7 @@ def openai_messages(conversation: Conversation, thread: list[Row]) -> list[dict[
     if conversation.system_prompt:
         messages.append({"role": "system", "content": conversation.system_prompt})
     for row in thread:
-        if row[2] != Role.TOOL and not _metadata(row[12]).get("hidden"):
+        if row[2] != Role.TOOL and not json_object(row[12]).get("hidden"):
             messages.append({"role": row[2], "content": row[3]})
     return messages
 
@@ -122,14 +122,6 @@ def _entry(row: Row, created_at: datetime, metadata: dict[str, Any]) -> dict[str
     return data
 
 
-def _metadata(text: str | None) -> dict[str, Any]:
-    """A stored message's metadata (JSON text; most messages have none)."""
-    if not text or text == "{}":
-        return {}
-    value = json.loads(text)  # not orjson: imported metadata may hold integers beyond 64 bits
-    return value if isinstance(value, dict) else {}
-
-
 def conversation_json(conv: Conversation, rows: list[Row]) -> dict[str, Any]:
     """The conversation as the export holds it, from its stored message rows."""
     by_id = {row[0]: row for row in rows}
@@ -151,7 +143,7 @@ def conversation_json(conv: Conversation, rows: list[Row]) -> dict[str, Any]:
         "metadata": conv.metadata,
         "current_leaf_id": conv.current_leaf_id,
         "messages": openai_messages(conv, thread),
-        "tree": [_entry(row, _fromtimestamp(row[4], UTC), _metadata(row[12])) for row in rows],
+        "tree": [_entry(row, _fromtimestamp(row[4], UTC), json_object(row[12])) for row in rows],
     }
 
 

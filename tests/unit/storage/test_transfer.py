@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -106,6 +107,22 @@ def test_a_message_reads_the_same_in_show_and_in_the_export(repo: Repository) ->
     assert shown == exported
     written = {key for node in exported.values() for key in node}
     assert {"metadata", "model", "error", "prompt_tokens"} <= written
+
+
+def test_export_is_one_moment_while_chats_change(repo: Repository) -> None:
+    """A chat deleted in the middle of a long export is exported whole or not at all,
+    never as a header whose messages are gone (that file could not be imported back)."""
+    populate(repo)
+    stored = repo.iter_message_rows()
+    first = next(stored)
+    last_id = repo.conversation_ids()[-1]
+    deleting = threading.Thread(target=repo.delete_conversation, args=(last_id,))
+    deleting.start()
+    deleting.join()
+    exported = [first, *stored]
+    assert exported[-1][0].id == last_id
+    assert exported[-1][1]  # its messages, as they were when the export began
+    assert last_id not in repo.conversation_ids()
 
 
 def all_messages(repo: Repository) -> list[Any]:
