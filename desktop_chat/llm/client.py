@@ -482,7 +482,10 @@ def _openai() -> ModuleType:
     and pydantic answers such reads with imports of its own. So a request that comes
     while the window's prewarm is loading the SDK waits for it rather than import beside it.
     """
-    prewarm()
+    try:
+        prewarm()
+    except Exception:  # only a head start: the request itself says what is wrong
+        log.warning("preparing the OpenAI SDK failed", exc_info=True)
     import openai
 
     return openai

@@ -18,11 +18,19 @@ _lock = threading.Lock()
 
 
 def prewarm() -> None:
-    """Import and initialise what a request needs. Idempotent, thread-safe, offline."""
+    """Import and initialise what a request needs. Idempotent, thread-safe, offline.
+
+    Tried once: should warming up fail (an SDK release that validates differently),
+    requests go on without it rather than each trying again and failing the same way.
+    """
+    if _done.is_set():
+        return
     with _lock:
         if not _done.is_set():
-            _load()
-            _done.set()
+            try:
+                _load()
+            finally:
+                _done.set()
 
 
 def _load() -> None:

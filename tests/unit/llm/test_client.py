@@ -504,21 +504,45 @@ def test_importing_the_package_leaves_the_sdk_and_qt_unloaded() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_request_waits_while_another_thread_loads_the_sdk(fake_openai: FakeOpenAI) -> None:
+def test_a_request_waits_while_another_thread_loads_the_sdk(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Importing the SDK from two threads at once once left a reply empty: pydantic came
     back half-initialised to the request's thread while the window's prewarm imported it."""
     from desktop_chat.llm import warmup
 
     warmup.prewarm()  # loaded already, so only waiting can hold the request back
+    monkeypatch.setattr(warmup, "_done", threading.Event())  # as while it is loading
     fake_openai.enqueue(stream("Loaded."))
     events: list[Any] = []
     request = threading.Thread(
         target=lambda: events.extend(client_for(fake_openai).stream("m", MESSAGES))
     )
-    with warmup._lock:  # what the prewarm holds while it imports
+    with warmup._lock:  # what the prewarm holds while it loads
         request.start()
         request.join(0.5)
         assert request.is_alive()
         assert not fake_openai.requests
     request.join(10)
     assert [e.text for e in events if isinstance(e, Delta)] == ["Loaded."]
+
+
+def test_a_failed_warm_up_does_not_stop_requests(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried once; the request goes on and the next one does not try again."""
+    from desktop_chat.llm import warmup
+
+    tries: list[int] = []
+
+    def broken() -> None:
+        tries.append(1)
+        raise ValueError("the SDK validates differently now")
+
+    monkeypatch.setattr(warmup, "_done", threading.Event())
+    monkeypatch.setattr(warmup, "_load", broken)
+    fake_openai.enqueue(stream("Still here."), stream("Again."))
+    for text in ("Still here.", "Again."):
+        events = list(client_for(fake_openai).stream("m", MESSAGES))
+        assert [e.text for e in events if isinstance(e, Delta)] == [text]
+    assert tries == [1]
