@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -597,6 +598,12 @@ class MainWindow(QMainWindow):
             self._update_header()
         self.reload_list()
 
+    def _thread_ended(self, handle: StreamHandle | None) -> None:
+        """A finished reply's thread has ended: let it go (it is deleted with its handle,
+        so it must have exited, which ``finished`` announces just before)."""
+        if handle is not None and handle in self._ending and handle.thread.wait(2000):
+            self._ending.discard(handle)
+
     def _show_new(self, conversation_id: str, message: Message | None) -> None:
         """A message just sent or finished, shown in place or appended: reloading the
         page would lay out 100 rows again (~100-200 ms in a long chat)."""
@@ -651,9 +658,12 @@ class MainWindow(QMainWindow):
         if handle is not None:
             # Its thread ends a moment later: keep it until then, without waiting here.
             self._ending.add(handle)
-            handle.thread.finished.connect(lambda: self._ending.discard(handle))
+            # Weakly: the handle holds the thread, so a slot holding the handle would
+            # keep both (and the reply's text) alive for the rest of the session.
+            ending = weakref.ref(handle)
+            handle.thread.finished.connect(lambda: self._thread_ended(ending()))
             if handle.thread.isFinished():
-                self._ending.discard(handle)
+                self._thread_ended(handle)
         if handle is not None and handle.sending and not handle.sent and result.error:
             # The message could not be stored (a full disk): it stays in the composer.
             if conversation_id == self.current_id:

@@ -132,3 +132,24 @@ def test_a_reply_worker_is_handed_back_to_the_gui_thread_when_done(
     worker.sig_finished.connect(lambda *_: on_gui_thread.append(worker.thread() is gui_thread))
     qtbot.waitUntil(lambda: not window.streams, timeout=10_000)
     assert on_gui_thread == [True]
+
+
+def test_finished_replies_are_let_go(
+    qtbot: QtBot, window: MainWindow, fake_openai: FakeOpenAI
+) -> None:
+    """Each reply's handle, thread and text were kept for the whole session (the slot
+    that forgets the handle held it through the thread the handle holds)."""
+    import gc
+
+    from PySide6.QtCore import Qt
+
+    from desktop_chat.gui.workers import StreamHandle
+
+    for n in range(3):
+        fake_openai.enqueue(stream(f"Reply {n}"), stream("Title"))
+        window.composer.edit.setFocus()
+        qtbot.keyClicks(window.composer.edit, f"Question {n}")
+        qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: not window.streams and not window._ending, timeout=10_000)
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, StreamHandle)]
