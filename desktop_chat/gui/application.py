@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop_chat import APP_ID, APP_NAME, __version__
 from desktop_chat.errors import UserFacingError
 
+# Only what the first paint needs here; message boxes and palettes load their
+# enums (~1.5 ms) when they are used. See also gui.main_window.
 if TYPE_CHECKING:
-    from PySide6.QtGui import QIcon
+    from PySide6.QtGui import QIcon, QPalette
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def app_icon() -> QIcon:
 
 
 def _dark_palette() -> QPalette:
-    from PySide6.QtGui import QColor
+    from PySide6.QtGui import QColor, QPalette
 
     palette = QPalette()
     role = QPalette.ColorRole
@@ -281,6 +283,8 @@ def _open_in(
 ) -> None:
     """Open the workspace and show it in ``window``; a database that cannot be opened
     is told and the app quits with its exit code."""
+    from PySide6.QtWidgets import QMessageBox
+
     from desktop_chat.services.workspace import Workspace, last_session_ended_cleanly
 
     QApplication.setWindowIcon(app_icon())  # ~10 ms: not before the first paint
@@ -328,6 +332,8 @@ def report_unexpected(parent: Any, error: BaseException) -> None:
     """An error no code expected: logged with its traceback, and told once with copyable
     details (a bug that repeats must not bury the window in dialogs)."""
     import traceback
+
+    from PySide6.QtWidgets import QMessageBox
 
     from desktop_chat.services.workspace import redact
 
@@ -388,6 +394,8 @@ def _check_integrity_later(window: Any, workspace: Any, damaged: list[str]) -> N
     The next start repairs it (the damaged file moved aside, never deleted, and
     the newest good backup offered), as it does after a crash.
     """
+    from PySide6.QtWidgets import QMessageBox
+
     from desktop_chat.gui.workers import run_job
 
     def found(problem: str | None) -> None:
