@@ -155,7 +155,28 @@ def start_prewarm(*, sdk: bool = False) -> threading.Thread:
 
     thread = threading.Thread(target=warm, name="prewarm", daemon=True)
     thread.start()
+    if QApplication.instance() is not None:
+        _forget_sources_after(thread)
     return thread
+
+
+def _forget_sources_after(thread: threading.Thread) -> None:
+    """Empty ``linecache`` on the GUI thread once ``thread`` has loaded its modules.
+
+    PySide6's import hook reads the source of every module imported after it (to
+    see whether it uses PySide), and ``linecache`` keeps every line: ~8 MB after
+    the tokenizer and the window's modules, ~10 MB more after the OpenAI SDK.
+    Tracebacks read a file again when they need it.
+    """
+    import linecache
+
+    def check() -> None:
+        if thread.is_alive():
+            QTimer.singleShot(250, check)
+        else:
+            linecache.clearcache()
+
+    QTimer.singleShot(250, check)
 
 
 def _start_index_upkeep(window: Any, workspace: Any) -> None:

@@ -153,3 +153,17 @@ def test_finished_replies_are_let_go(
         qtbot.waitUntil(lambda: not window.streams and not window._ending, timeout=10_000)
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, StreamHandle)]
+
+
+def test_module_sources_read_at_import_are_let_go(qtbot: QtBot) -> None:
+    """PySide6's import hook reads each imported module's source into linecache: ~8 MB
+    after start-up that nothing reads again."""
+    import linecache
+
+    from desktop_chat.gui.application import create_application, start_prewarm
+
+    create_application()
+    linecache.getlines(__file__)
+    assert linecache.cache
+    start_prewarm().join()
+    qtbot.waitUntil(lambda: not linecache.cache, timeout=5000)
