@@ -1,4 +1,5 @@
-"""Database and CLI budgets at 10,000 conversations and 1,000,000 messages, each beside its target.
+"""Database budgets at 10,000 conversations and 1,000,000 messages, each beside its target;
+then the CLI's, at the 110,000 messages DESIGN.md sets them for (and, for the record, at 1M).
 
 Run: .venv/bin/python bench/storage.py [--messages N] [--keep]
 (N scales the history down for a quick run; --keep leaves the database for inspection.)
@@ -28,6 +29,7 @@ from desktop_chat.storage import Repository
 
 FULL_MESSAGES = 1_000_000
 FULL_CONVERSATIONS = 10_000
+CLI_MESSAGES = 110_000  # DESIGN.md: "With 110,000 messages stored: list and search ..."
 LONG_THREAD = 10_000
 BATCH = 250  # conversations generated and imported at a time, so the generator stays small
 
@@ -267,12 +269,43 @@ def main() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line("process peak RSS (this benchmark)", f"{rss:,.0f} MB", "(no target)")
 
-    measure_cli(long_id)
+    measure_cli_sizes(long_id, imported)
     if args.keep:
         print(f"database kept in {data}")
     else:
         shutil.rmtree(data, ignore_errors=True)
     return 0
+
+
+def measure_cli_sizes(long_id: str, imported: int) -> None:
+    """The CLI on this database; when it is larger than the size DESIGN.md sets the CLI's
+    budgets for, for the record only, then judged on a database of that size."""
+    if imported <= CLI_MESSAGES:
+        measure_cli(long_id)
+        return
+    print(f"the CLI at {imported:,} messages (its budgets are for {CLI_MESSAGES:,}):")
+    measure_cli(long_id, budgets=False)
+    measure_cli_at(CLI_MESSAGES)
+
+
+def measure_cli_at(messages: int) -> None:
+    """The CLI budgets at the size DESIGN.md gives them for, on a database of their own."""
+    from desktop_chat.services.workspace import Workspace
+
+    data = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    os.environ["DESKTOP_CHAT_DATA_DIR"] = str(data)
+    conversations = round(FULL_CONVERSATIONS * messages / FULL_MESSAGES)
+    workspace = Workspace.open()
+    long_id = ""
+    for batch in history(messages, conversations):
+        long_id = long_id or batch[0].conversation.id
+        workspace.repo.import_trees(batch)
+    while workspace.repo.index_pending(16_000_000):  # as the CLI's import does
+        pass
+    workspace.close()
+    print(f"the CLI at {messages:,} messages ({conversations:,} conversations):")
+    measure_cli(long_id)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def measure_indexing(repo: Repository) -> None:
@@ -347,8 +380,9 @@ def measure_export(repo: Repository, out: Path, imported: int) -> None:
     out.unlink()
 
 
-def measure_cli(long_id: str) -> None:
-    """Whole commands as a user runs them, against the same database."""
+def measure_cli(long_id: str, *, budgets: bool = True) -> None:
+    """Whole commands as a user runs them, against the current database (``budgets``:
+    judged against DESIGN.md's, else printed for the record)."""
     script = shutil.which("desktop-chat-cli", path=str(Path(sys.executable).parent))
     cli = [script] if script else [sys.executable, "-m", "desktop_chat"]
 
@@ -373,7 +407,10 @@ def measure_cli(long_id: str) -> None:
     ):
         total = run(*argv)
         beyond = total - startup
-        line(label, f"{total:.0f} ms (+{beyond:.0f})", f"<= +{budget} ms", beyond <= budget)
+        if budgets:
+            line(label, f"{total:.0f} ms (+{beyond:.0f})", f"<= +{budget} ms", beyond <= budget)
+        else:
+            line(label, f"{total:.0f} ms (+{beyond:.0f})", "(no target at this size)")
 
 
 if __name__ == "__main__":
