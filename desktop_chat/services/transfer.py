@@ -155,16 +155,18 @@ def import_file(
 
 
 def export_json(repo: Repository, out: IO[str], conversation_ids: Iterable[str] | None) -> int:
-    return own.write_json(repo.iter_message_rows(conversation_ids), out)
+    with repo.snapshot():
+        return own.write_json(repo.iter_message_rows(conversation_ids), out)
 
 
 def export_markdown(repo: Repository, out: IO[str], conversation_ids: Iterable[str] | None) -> int:
     count = 0
-    for tree in repo.iter_trees(conversation_ids):
-        if count:
-            out.write("\n---\n\n")
-        out.write(own.to_markdown(tree))
-        count += 1
+    with repo.snapshot():
+        for tree in repo.iter_trees(conversation_ids):
+            if count:
+                out.write("\n---\n\n")
+            out.write(own.to_markdown(tree))
+            count += 1
     return count
 
 
@@ -198,13 +200,14 @@ def export_folder(
     """One JSON and one Markdown file per conversation, named after its title."""
     folder.mkdir(parents=True, exist_ok=True)
     taken = {p.stem.lower() for p in folder.iterdir()}
-    ids = list(conversation_ids) if conversation_ids is not None else repo.conversation_ids()
-    for done, (conversation, rows) in enumerate(repo.iter_message_rows(ids), start=1):
-        stem = safe_filename(conversation.title, taken)
-        with (folder / f"{stem}.json").open("w", encoding="utf-8") as handle:
-            own.write_json([(conversation, rows)], handle)
-        markdown = own.to_markdown(repo.tree_from_rows(conversation, rows))
-        (folder / f"{stem}.md").write_text(markdown, encoding="utf-8")
-        if progress is not None:
-            progress(done, len(ids))
+    with repo.snapshot():
+        ids = list(conversation_ids) if conversation_ids is not None else repo.conversation_ids()
+        for done, (conversation, rows) in enumerate(repo.iter_message_rows(ids), start=1):
+            stem = safe_filename(conversation.title, taken)
+            with (folder / f"{stem}.json").open("w", encoding="utf-8") as handle:
+                own.write_json([(conversation, rows)], handle)
+            markdown = own.to_markdown(repo.tree_from_rows(conversation, rows))
+            (folder / f"{stem}.md").write_text(markdown, encoding="utf-8")
+            if progress is not None:
+                progress(done, len(ids))
     return len(ids)

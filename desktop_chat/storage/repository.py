@@ -670,26 +670,34 @@ class Repository:
         """``iter_message_rows``'s rows as a tree of ``Message``."""
         return ConversationTree(conversation, [_message(conversation.id, row) for row in rows])
 
+    def snapshot(self) -> contextlib.AbstractContextManager[object]:
+        """One read transaction on the calling thread: everything read inside it is
+        from one moment, whatever other threads write meanwhile. An export reads in one,
+        so a chat the user deletes or extends during it comes out whole or not at all.
+        Write nothing inside it: the write would join the transaction.
+
+        Open it in the frame that reads, not in a generator: a generator abandoned by
+        an error would keep the transaction open (and the WAL from being checkpointed)
+        until it is collected, perhaps on another thread."""
+        return self.db.atomic()
+
     def iter_message_rows(
         self, conversation_ids: Iterable[str] | None = None
     ) -> Iterator[tuple[Conversation, list[tuple[Any, ...]]]]:
-        """Whole conversations with their messages as stored, for export: ``(id,
+        """Whole conversations (every one, newest first, or those of
+        ``conversation_ids``) with their messages as stored, for export: ``(id,
         parent_id, role, content, created_at, status, model, token_count, pinned,
         prompt_tokens, completion_tokens, error, metadata, depth)``, the time in seconds
-        since 1970 and the metadata as JSON text.
+        since 1970 and the metadata as JSON text. Read them inside ``snapshot()`` for
+        every header and its messages to be from one moment (an export does).
 
         Exporting a million messages this way takes about 60% of the time it takes
         through ``Message`` objects, which cost more to build than to write out.
         """
-        if conversation_ids is None:
-            # Every one, newest first, headers in one query; one read transaction, so
-            # each header and its messages are from the same moment even when the user
-            # deletes or extends a chat during a long export. (Write nothing on this
-            # thread while iterating: it would go into this transaction.)
-            with self.db.atomic():
-                headers = self._sql(_CONVERSATION_SELECT + "ORDER BY c.updated_at DESC, c.id DESC")
-                for conversation in [_conversation(row) for row in headers]:
-                    yield conversation, self._message_rows(conversation.id)
+        if conversation_ids is None:  # the headers in one query
+            headers = self._sql(_CONVERSATION_SELECT + "ORDER BY c.updated_at DESC, c.id DESC")
+            for conversation in [_conversation(row) for row in headers]:
+                yield conversation, self._message_rows(conversation.id)
             return
         for conversation_id in list(conversation_ids):
             with self.db.atomic():  # closed before the caller gets it (it may write)

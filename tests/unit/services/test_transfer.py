@@ -136,6 +136,38 @@ def test_second_conversation_bad_rolls_back_the_first(
     assert other.repo.conversation_ids() == []
 
 
+class FailingFile(io.StringIO):
+    """A file that fills up after ``room`` characters, as a full disk does."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def write(self, text: str) -> int:
+        if self.tell() + len(text) > self.room:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+@pytest.mark.parametrize("writer", [transfer.export_json, transfer.export_markdown])
+def test_a_failed_export_leaves_no_transaction_open(workspace: Workspace, writer: Any) -> None:
+    """An export that fails half-way (a full disk) ends its read transaction there and
+    then: left open, it would hold the WAL back and swallow this thread's next writes."""
+    repo = workspace.repo
+    populate(repo)
+    with pytest.raises(OSError, match="No space") as failed:
+        writer(repo, FailingFile(room=200), None)
+    # The error is still held, as it is while a job thread reports it and cleans up.
+    assert failed.traceback
+    assert not repo.db.in_transaction()
+    repo.update_conversation(repo.conversation_ids()[0], title="Written after")
+    other = Workspace.open()  # another connection sees it: it was committed
+    try:
+        assert other.repo.get_conversation(repo.conversation_ids()[0]).title == "Written after"
+    finally:
+        other.close()
+
+
 def test_export_markdown_of_several(workspace: Workspace) -> None:
     ids = populate(workspace.repo)
     out = io.StringIO()

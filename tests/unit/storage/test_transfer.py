@@ -109,17 +109,18 @@ def test_a_message_reads_the_same_in_show_and_in_the_export(repo: Repository) ->
     assert {"metadata", "model", "error", "prompt_tokens"} <= written
 
 
-def test_export_is_one_moment_while_chats_change(repo: Repository) -> None:
+def test_a_snapshot_reads_one_moment_while_chats_change(repo: Repository) -> None:
     """A chat deleted in the middle of a long export is exported whole or not at all,
     never as a header whose messages are gone (that file could not be imported back)."""
     populate(repo)
-    stored = repo.iter_message_rows()
-    first = next(stored)
     last_id = repo.conversation_ids()[-1]
-    deleting = threading.Thread(target=repo.delete_conversation, args=(last_id,))
-    deleting.start()
-    deleting.join()
-    exported = [first, *stored]
+    with repo.snapshot():
+        stored = repo.iter_message_rows()
+        first = next(stored)
+        deleting = threading.Thread(target=repo.delete_conversation, args=(last_id,))
+        deleting.start()
+        deleting.join()
+        exported = [first, *stored]
     assert exported[-1][0].id == last_id
     assert exported[-1][1]  # its messages, as they were when the export began
     assert last_id not in repo.conversation_ids()
