@@ -293,19 +293,23 @@ def measure_cli_at(messages: int) -> None:
     from desktop_chat.services.workspace import Workspace
 
     data = Path(tempfile.mkdtemp(prefix="bench-cli-"))
-    os.environ["DESKTOP_CHAT_DATA_DIR"] = str(data)
-    conversations = round(FULL_CONVERSATIONS * messages / FULL_MESSAGES)
-    workspace = Workspace.open()
-    long_id = ""
-    for batch in history(messages, conversations):
-        long_id = long_id or batch[0].conversation.id
-        workspace.repo.import_trees(batch)
-    while workspace.repo.index_pending(16_000_000):  # as the CLI's import does
-        pass
-    workspace.close()
-    print(f"the CLI at {messages:,} messages ({conversations:,} conversations):")
-    measure_cli(long_id)
-    shutil.rmtree(data, ignore_errors=True)
+    before = os.environ["DESKTOP_CHAT_DATA_DIR"]
+    os.environ["DESKTOP_CHAT_DATA_DIR"] = str(data)  # for the CLI's processes
+    try:
+        conversations = round(FULL_CONVERSATIONS * messages / FULL_MESSAGES)
+        workspace = Workspace.open()
+        long_id = ""
+        for batch in history(messages, conversations):
+            long_id = long_id or batch[0].conversation.id
+            workspace.repo.import_trees(batch)
+        while workspace.repo.index_pending(16_000_000):  # as the CLI's import does
+            pass
+        workspace.close()
+        print(f"the CLI at {messages:,} messages ({conversations:,} conversations):")
+        measure_cli(long_id)
+    finally:
+        os.environ["DESKTOP_CHAT_DATA_DIR"] = before
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def measure_indexing(repo: Repository) -> None:
