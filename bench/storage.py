@@ -366,16 +366,16 @@ def measure_search(repo: Repository) -> None:
 
 
 def measure_export(repo: Repository, out: Path, imported: int) -> None:
-    """Everything through the streaming writer into a file."""
-    from desktop_chat.storage import transfer
+    """Everything into a file, as File > Export all does (one read transaction)."""
+    from desktop_chat.services import transfer
 
     started = time.perf_counter()
     with out.open("w", encoding="utf-8") as handle:
-        transfer.write_json(repo.iter_message_rows(), handle)
+        transfer.export_json(repo, handle, None)
     elapsed = time.perf_counter() - started
     rate = imported / elapsed
     line(
-        "export all (transfer.write_json to a file)",
+        "export all (services.transfer.export_json to a file)",
         f"{rate:,.0f} msg/s",
         ">= 100,000 msg/s",
         rate >= 100_000,
