@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import threading
@@ -600,9 +601,11 @@ class MainWindow(QMainWindow):
 
     def _thread_ended(self, handle: StreamHandle | None) -> None:
         """A finished reply's thread has ended: let it go (it is deleted with its handle,
-        so it must have exited, which ``finished`` announces just before)."""
+        so it must have exited, which ``finished`` announces just before). Once this
+        call has returned: it may be the thread's own signal, and deleting an object
+        while Qt delivers to it crashes."""
         if handle is not None and handle in self._ending and handle.thread.wait(2000):
-            self._ending.discard(handle)
+            QTimer.singleShot(0, functools.partial(self._ending.discard, handle))
 
     def _show_new(self, conversation_id: str, message: Message | None) -> None:
         """A message just sent or finished, shown in place or appended: reloading the

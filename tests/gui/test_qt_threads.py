@@ -121,11 +121,10 @@ def test_a_reply_worker_is_handed_back_to_the_gui_thread_when_done(
     the GIL, which the GUI thread held while waiting for that lock: the window hung."""
     from PySide6.QtCore import QCoreApplication, Qt
 
-    fake_openai.enqueue(stream("Hi"))
+    fake_openai.enqueue(stream("Hi", header_delay=0.3))  # finished after the connect below
     window.composer.edit.setFocus()
     qtbot.keyClicks(window.composer.edit, "Hello")
     qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: bool(window.streams))
     worker = next(iter(window.streams.values())).worker
     gui_thread = QCoreApplication.instance().thread()
     on_gui_thread: list[bool] = []
@@ -140,19 +139,20 @@ def test_finished_replies_are_let_go(
     """Each reply's handle, thread and text were kept for the whole session (the slot
     that forgets the handle held it through the thread the handle holds)."""
     import gc
+    import weakref
 
     from PySide6.QtCore import Qt
 
-    from desktop_chat.gui.workers import StreamHandle
-
+    handles = []
     for n in range(3):
         fake_openai.enqueue(stream(f"Reply {n}"), stream("Title"))
         window.composer.edit.setFocus()
         qtbot.keyClicks(window.composer.edit, f"Question {n}")
         qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+        handles.append(weakref.ref(next(iter(window.streams.values()))))
         qtbot.waitUntil(lambda: not window.streams and not window._ending, timeout=10_000)
     gc.collect()
-    assert not [o for o in gc.get_objects() if isinstance(o, StreamHandle)]
+    assert [handle() for handle in handles] == [None, None, None]
 
 
 def test_module_sources_read_at_import_are_let_go(qtbot: QtBot) -> None:
