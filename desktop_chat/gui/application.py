@@ -150,8 +150,9 @@ def start_prewarm(*, sdk: bool = False) -> threading.Thread:
             # What is loaded now lives as long as the app: keep it out of the garbage
             # collector's full passes, which otherwise hold the GIL (and the window) ~60 ms.
             gc.freeze()
-        except Exception:  # e.g. the app quit first: imports fail at interpreter shutdown
-            log.debug("prewarm stopped", exc_info=True)
+        except Exception:
+            if not sys.is_finalizing():  # the app quit first: imports fail at shutdown
+                log.warning("loading the tokenizer or the OpenAI SDK ahead failed", exc_info=True)
 
     thread = threading.Thread(target=warm, name="prewarm", daemon=True)
     thread.start()
@@ -166,7 +167,9 @@ def _forget_sources_after(thread: threading.Thread) -> None:
     PySide6's import hook reads the source of every module imported after it (to
     see whether it uses PySide), and ``linecache`` keeps every line: ~8 MB after
     the tokenizer and the window's modules, ~10 MB more after the OpenAI SDK.
-    Tracebacks read a file again when they need it.
+    Tracebacks read a file again when they need it. (A traceback being formatted on
+    another thread at that very moment could miss a line it had just looked up; its
+    log record would then be lost. Rare: this happens once or twice a session.)
     """
     import linecache
 

@@ -4,7 +4,7 @@ The SDK imports dozens of modules and builds pydantic schemas on first use,
 about a second on this class of machine. The window starts this in the
 background right after its first paint, so the user's first Send does not
 pay for it. Every ``ChatClient`` calls ``prewarm`` before it touches the SDK,
-so only one thread ever imports it (see ``client._openai``). (A crash first
+so no two threads import it at once (see ``client._openai``). (A crash first
 blamed on importing in a thread was PySide6 6.12.0's signal bug; see
 pyproject.toml and tests/gui/test_qt_threads.py.)
 """

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.gui.main_window import MainWindow
@@ -167,3 +168,19 @@ def test_module_sources_read_at_import_are_let_go(qtbot: QtBot) -> None:
     assert linecache.cache
     start_prewarm().join()
     qtbot.waitUntil(lambda: not linecache.cache, timeout=5000)
+
+
+def test_a_failed_warm_up_is_logged(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tried once, so said once where a user's log shows it."""
+    from desktop_chat.core import tokens
+    from desktop_chat.gui.application import start_prewarm
+
+    def broken(model: str) -> None:
+        raise ValueError("the tokenizer file is damaged")
+
+    monkeypatch.setattr(tokens, "encoding_for", broken)
+    start_prewarm().join()
+    assert [r.levelname for r in caplog.records if "ahead failed" in r.message] == ["WARNING"]
+    assert "damaged" in caplog.text
