@@ -163,7 +163,9 @@ def test_a_damaged_file_is_refused(tmp_path: Path) -> None:
 def test_loads_when_tiktokens_cache_dir_is_unusable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """tiktoken copies even local files into TIKTOKEN_CACHE_DIR and raises if it cannot."""
+    """tiktoken.load copies even local files into TIKTOKEN_CACHE_DIR and raises if it
+    cannot; we read the file ourselves, so a broken cache setting does not matter, and
+    check its hash as tiktoken does."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(blocker / "cache"))
