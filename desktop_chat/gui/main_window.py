@@ -12,17 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
     QMainWindow,
     QMenu,
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -32,10 +28,14 @@ from desktop_chat.errors import UserFacingError
 
 # Only Qt and light modules here: the start-up paints this window before anything
 # else loads (see MainWindow). What the chat needs is imported where it is used, and
-# so is Qt's namespace of enums (``Qt``): loading it takes ~35 ms. So is QMessageBox,
-# whose enums take ~1 ms to load.
+# so is Qt's namespace of enums (``Qt``): loading it takes ~35 ms. So are QMessageBox,
+# whose enums take ~1 ms to load, and the widgets of the panes: PySide6 makes each
+# class the first time it is named, QLabel's and QHBoxLayout's in ~0.5 ms each.
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QHBoxLayout, QLabel
 
     from desktop_chat.core.types import ConversationTree, Message
     from desktop_chat.gui.chat_view import ChatModel, ChatView
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 UNDO_SECONDS = 10
+MENU_TITLES = ("&File", "&View", "&Edit", "&Help")
 
 
 class WelcomePage(QWidget):
@@ -55,6 +56,7 @@ class WelcomePage(QWidget):
 
     def __init__(self, window: MainWindow) -> None:
         from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QLabel
 
         super().__init__(window)
         layout = QVBoxLayout(self)
@@ -168,7 +170,8 @@ class MainWindow(QMainWindow):
         self._splitter_state: QByteArray | None = None  # as restored from the last session
         self.setWindowTitle(APP_NAME)
         self.resize(1100, 760)
-        self._build_menus()
+        # Their titles only: the items come with the chat (see attach), ~4 ms after.
+        self._menus = [self.menuBar().addMenu(title) for title in MENU_TITLES]
         self.splitter = self._placeholder_panes()
         if state:
             self._restore_layout(state)
@@ -182,7 +185,7 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([300, 800])
         self.setCentralWidget(splitter)
-        self.menuBar().setEnabled(False)  # until attach: there is nothing to act on yet
+        self.menuBar().setEnabled(False)  # until attach: there is nothing in it yet
         return splitter
 
     def attach(self, workspace: Workspace, service: ChatService | None = None) -> None:
@@ -220,6 +223,7 @@ class MainWindow(QMainWindow):
             splitter.setSizes([300, 800])
         self.splitter = splitter
         self.setCentralWidget(splitter)  # the placeholder panes go
+        self._fill_menus()
         self.menuBar().setEnabled(True)
         self.attached = True
         self._restore_state()
@@ -227,6 +231,8 @@ class MainWindow(QMainWindow):
     def show_indexing(self) -> None:
         """While imported messages wait for the search index, say so in the status bar
         (search finds them meanwhile, more slowly); look again every two seconds."""
+        from PySide6.QtWidgets import QLabel
+
         upkeep = self.workspace.upkeep
         waiting = self.repo.count_unindexed() if upkeep is not None and upkeep.alive else 0
         if self._indexing is None:
@@ -247,7 +253,7 @@ class MainWindow(QMainWindow):
 
     def _build_left(self) -> None:
         from PySide6.QtCore import Qt
-        from PySide6.QtWidgets import QListView
+        from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QListView, QToolButton
 
         from desktop_chat.gui.conversation_list import ConversationDelegate
 
@@ -284,6 +290,8 @@ class MainWindow(QMainWindow):
         self.list_view.customContextMenuRequested.connect(self._on_list_menu)
 
     def _build_right(self) -> None:
+        from PySide6.QtWidgets import QLabel
+
         from desktop_chat.gui.chat_view import ChatView
         from desktop_chat.gui.composer import Composer
 
@@ -320,6 +328,8 @@ class MainWindow(QMainWindow):
 
     def _build_header(self, pane: QWidget) -> QHBoxLayout:
         """The chat's title, the context meter and the model button."""
+        from PySide6.QtWidgets import QHBoxLayout, QLabel
+
         from desktop_chat.gui.context_dialog import ContextMeter
 
         header = QHBoxLayout()
@@ -345,8 +355,11 @@ class MainWindow(QMainWindow):
         header.addWidget(self.model_button)
         return header
 
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
+    def _fill_menus(self) -> None:
+        """The menus' items and the window's shortcuts, once there is a chat to act on."""
+        from PySide6.QtGui import QKeySequence, QShortcut
+
+        file_menu, view_menu, edit_menu, help_menu = self._menus
         self._action(file_menu, "&New chat", self.new_chat, QKeySequence.StandardKey.New)
         file_menu.addSeparator()
         self._action(file_menu, "&Import…", self.import_file, "Ctrl+I")
@@ -358,35 +371,27 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Restore a &backup…", self.restore_backup)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        view_menu = self.menuBar().addMenu("&View")
         self.archive_action = self._action(view_menu, "Show &archived chats", self.toggle_archive)
         self.archive_action.setCheckable(True)
         self._action(view_menu, "What the next request &carries…", self.show_context)
-        edit_menu = self.menuBar().addMenu("&Edit")
         self._action(edit_menu, "&Search", self.focus_search, "Ctrl+K")
         self._action(edit_menu, "Chat &settings…", self.open_conversation_settings)
         self._action(edit_menu, "&Preferences…", self.open_settings, "Ctrl+,")
-        help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, f"&About {APP_NAME}", self.show_about)
-        QShortcut(QKeySequence("Ctrl+F"), self, self._when_attached(self.focus_search))
-        QShortcut(QKeySequence("Escape"), self, self._when_attached(self.stop))
+        QShortcut(QKeySequence("Ctrl+F"), self, self.focus_search)
+        QShortcut(QKeySequence("Escape"), self, self.stop)
 
     def _action(self, menu: QMenu, text: str, slot: Any, shortcut: Any = None) -> QAction:
+        from PySide6.QtGui import QAction, QKeySequence
+
         action = QAction(text, self)
         if isinstance(shortcut, str):
             shortcut = [QKeySequence(shortcut)]
         if shortcut is not None:
-            # setShortcuts: setShortcut's overloads load Qt's enums (~35 ms) before the
-            # first paint; a standard key also gets all of the platform's bindings.
-            action.setShortcuts(shortcut)
-        action.triggered.connect(self._when_attached(slot))
+            action.setShortcuts(shortcut)  # a standard key gets all the platform's bindings
+        action.triggered.connect(lambda *_: slot())
         menu.addAction(action)
         return action
-
-    def _when_attached(self, slot: Any) -> Any:
-        """``slot``, but only once the chat is open in the window (see ``attach``);
-        Quit always works."""
-        return lambda *_: slot() if self.attached or slot == self.close else None
 
     def _update_welcome(self) -> None:
         """The first-run page until there is a key, a server URL or any conversation.

@@ -704,8 +704,8 @@ def test_the_last_chat_is_reopened_even_far_down_the_list(
 def test_the_frame_shows_first_and_the_chat_opens_in_it(
     qtbot: QtBot, window: MainWindow, workspace: Workspace
 ) -> None:
-    """As the app starts: the window's frame (restored size and panes) is painted
-    before the database opens; until then its menus and shortcuts do nothing."""
+    """As the app starts: the window's frame (restored size and panes, the menus'
+    titles) is painted before the database opens; the menus fill in with the chat."""
     from desktop_chat.gui.application import after_first_paint
     from desktop_chat.gui.main_window import read_state, state_file
 
@@ -723,10 +723,13 @@ def test_the_frame_shows_first_and_the_chat_opens_in_it(
     opened: list[bool] = []
     after_first_paint(frame, lambda: opened.append(True) or frame.attach(workspace))
     assert not opened  # nothing is opened before the frame is on screen
-    menu = {a.text(): a for a in frame.menuBar().actions()[0].menu().actions()}
-    menu["&New chat"].trigger()  # inert: there is no chat yet
-    assert not frame.attached
+    titles = [a.text() for a in frame.menuBar().actions()]
+    assert titles == ["&File", "&View", "&Edit", "&Help"]
+    assert not frame.menuBar().isEnabled()
+    assert not frame.menuBar().actions()[0].menu().actions()
     qtbot.waitUntil(lambda: frame.attached, timeout=TIMEOUT)
+    assert frame.menuBar().isEnabled()
+    menu = {a.text(): a for a in frame.menuBar().actions()[0].menu().actions()}
     assert (frame.width(), frame.height()) == (700, 500)
     # Once laid out (a busy machine attaches before the first paint, see after_first_paint).
     qtbot.waitUntil(lambda: frame.splitter.sizes() == sizes, timeout=TIMEOUT)
