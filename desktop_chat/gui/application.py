@@ -232,11 +232,11 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
 
     app = create_application()
     where = paths.resolve(data_dir).ensure()  # the lock below lives in the data dir
-    name = server_name(where.data)
     first = claim(where.data)
     # Lock taken: that window is alive, though maybe not listening yet (it listens once
     # painted), so keep asking a while. No locks here (None): ask once, as before.
-    if first is not True and ask_running_instance(name, patience=5.0 if first is False else 0):
+    patience = 5.0 if first is False else 0
+    if first is not True and ask_running_instance(server_name(where.data), patience=patience):
         log.info("another window is open on this data dir; asked it to come forward")
         return 0
     servers: list[InstanceServer] = []
@@ -250,7 +250,7 @@ def run_gui(data_dir: str | None = None, db_url: str | None = None) -> int:
     damaged: list[str] = []
 
     def once_painted() -> None:
-        servers.append(InstanceServer(name, app))
+        servers.append(InstanceServer(server_name(where.data), app))
         servers[0].sig_activate.connect(window.bring_forward)
         _open_in(
             window, data_dir=data_dir, db_url=db_url, theme=theme, opened=opened, damaged=damaged
