@@ -246,24 +246,29 @@ class ChatModel(QAbstractListModel):
 
 
 DISPLAY_LIMIT = 20_000  # characters laid out per message; the rest is a click away
+DISPLAY_LINES = 1_000  # and lines (Markdown parses 2,000 short lines in ~45 ms)
 LONG_RUN = re.compile(r"\S{200}")
 
 
 def displayable(text: str) -> tuple[str, str | None]:
-    """What the view lays out: at most DISPLAY_LIMIT characters, long runs breakable.
+    """What the view lays out: at most DISPLAY_LIMIT characters and DISPLAY_LINES
+    lines, long runs breakable.
 
     Qt's text layout is quadratic on one unbroken run (a million "x" took a
     minute), so runs get zero-width break opportunities; copying and export
     always use the full text.
     """
+    lines = text.split("\n", DISPLAY_LINES)
+    shown = "\n".join(lines[:DISPLAY_LINES])[:DISPLAY_LIMIT]
     note = None
-    if len(text) > DISPLAY_LIMIT:
-        note = (
-            f"Showing the first {DISPLAY_LIMIT:,} of {len(text):,} characters. "
-            "Copy or export the message for all of it."
-        )
-        text = text[:DISPLAY_LIMIT]
-    return LONG_RUN.sub(lambda m: m.group(0) + "\u200b", text), note
+    if len(shown) < len(text):
+        if len(shown) < DISPLAY_LIMIT:
+            total = text.count("\n") + 1
+            note = f"Showing the first {DISPLAY_LINES:,} of {total:,} lines. "
+        else:
+            note = f"Showing the first {DISPLAY_LIMIT:,} of {len(text):,} characters. "
+        note += "Copy or export the message for all of it."
+    return LONG_RUN.sub(lambda m: m.group(0) + "\u200b", shown), note
 
 
 def _actions_html(message: Message, branch: tuple[int, int], streaming: bool) -> str:

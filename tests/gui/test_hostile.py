@@ -29,8 +29,30 @@ def test_hostile_messages_render_promptly(
         # long runs were made breakable); the real figure is in bench/gui.py.
         assert time.monotonic() - started < 10, name
         html = window.chat_model.data(window.chat_model.index(1), ChatRoles.HTML)
-        if len(text) > DISPLAY_LIMIT:
+        if len(text) > DISPLAY_LIMIT and "\n" not in text:
             assert f"{len(text):,} characters" in html
+    assert "Showing the first 1,000 of 10,000 lines" in html_of(window, "lines")
+
+
+def html_of(window: MainWindow, title: str) -> str:
+    (conversation,) = [c for c in window.repo.list_conversations() if c.title == title]
+    window.open_conversation(conversation.id)
+    return str(window.chat_model.data(window.chat_model.index(1), ChatRoles.HTML))
+
+
+def test_a_long_message_is_shown_in_part_and_copied_whole() -> None:
+    from desktop_chat.gui.chat_view import displayable
+
+    assert displayable("short\ntext") == ("short\ntext", None)
+    shown, note = displayable("\n".join(f"line {i}" for i in range(1_500)))
+    assert shown.count("\n") == 999
+    assert shown.endswith("line 999")
+    assert note is not None
+    assert note.startswith("Showing the first 1,000 of 1,500 lines.")
+    shown, note = displayable("word " * 5_000)
+    assert len(shown) == DISPLAY_LIMIT
+    assert note is not None
+    assert note.startswith("Showing the first 20,000 of 25,000 characters.")
 
 
 def test_markdown_and_html_are_inert() -> None:
