@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -82,6 +83,7 @@ def run_ask(
     events = service.run(turn, cancel)
     printed = 0
     finished: ReplyFinished | None = None
+    previous = signal.signal(signal.SIGINT, _stop_on_interrupt(cancel))
     try:
         for event in events:
             if isinstance(event, ReplyText):
@@ -92,18 +94,34 @@ def run_ask(
                 print(event.text, file=sys.stderr)
             elif isinstance(event, ReplyFinished):
                 finished = event
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: stop here and now
         events.close()  # saves the partial reply as stopped
-        if printed:
-            sys.stdout.write("\n")
-        print("desktop-chat: stopped; the partial reply is saved.", file=sys.stderr)
-        print(f"conversation: {conversation_id}", file=sys.stderr)
-        return 130
+        finished = None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if printed:
         sys.stdout.write("\n")
+    stopped = finished is None or finished.status is MessageStatus.STOPPED
+    if stopped:
+        print("desktop-chat: stopped; the partial reply is saved.", file=sys.stderr)
     print(f"conversation: {conversation_id}", file=sys.stderr)
     if finished is not None and finished.error is not None:
         raise for_the_terminal(finished.error, conversation_id)
-    if finished is not None and finished.status is MessageStatus.STOPPED:
-        return 130
-    return 0
+    return 130 if stopped else 0
+
+
+def _stop_on_interrupt(cancel: threading.Event) -> Callable[[int, object], None]:
+    """Ctrl-C stops the reply the way the window's Stop does, through ``cancel``; a
+    second one raises KeyboardInterrupt at once.
+
+    Only setting a flag: Python raises KeyboardInterrupt wherever the main thread is,
+    and inside a finalizer that the garbage collector runs mid-stream it is printed
+    and dropped, so the reply went on to its end as if nothing had been pressed.
+    """
+
+    def handler(_signum: int, _frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    return handler

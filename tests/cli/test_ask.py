@@ -87,7 +87,7 @@ def test_sigint_stops_and_keeps_what_arrived(fake_openai: FakeOpenAI) -> None:
     assert process.stdout.read(6)  # some text arrived
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=30)
-    assert process.returncode == 130
+    assert process.returncode == 130, err
     assert "partial reply is saved" in err
     reply = show(conversation_of(err))["messages"][-1]
     assert reply["status"] == "stopped"
@@ -119,3 +119,20 @@ def test_sigkill_mid_stream_loses_no_user_message(fake_openai: FakeOpenAI, data_
     conn = sqlite3.connect(data_dir / "desktop-chat.sqlite3")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_sigint_stops_a_reply_that_has_gone_silent(fake_openai: FakeOpenAI) -> None:
+    """Ctrl-C stops through the same flag as the window's Stop, which must also wake a
+    read blocked on a server that sends nothing more."""
+    fake_openai.enqueue(stream("w0 ", "w1 ", "w2 ", stall_after=3, stall_seconds=30))
+    process = subprocess.Popen(
+        [*CLI, "ask", "then stall"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.read(6)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=20)  # well before the server's 30 s of silence
+    assert process.returncode == 130, err
+    reply = show(conversation_of(err))["messages"][-1]
+    assert reply["status"] == "stopped"
+    assert reply["content"].startswith("w0 w1")
