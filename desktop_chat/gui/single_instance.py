@@ -47,8 +47,8 @@ def release() -> None:
 
 
 def server_name(data_dir: Path) -> str:
-    # Qt's hash, already loaded: hashlib would load OpenSSL (~3-5 ms). (~1.5 ms all
-    # the same, for the classes: named after the first paint unless the lock is held.)
+    # Qt's hash: hashlib would load OpenSSL (~3-5 ms). Loading its classes still takes
+    # ~1.5 ms, so run_gui asks for the name after the first paint (unless the lock is held).
     digest = QCryptographicHash.hash(
         str(data_dir.resolve()).encode(), QCryptographicHash.Algorithm.Sha256
     )
