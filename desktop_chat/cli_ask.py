@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from desktop_chat.core.types import MessageStatus
@@ -79,26 +80,25 @@ def run_ask(
         # The message is saved even when it cannot be sent: say where it is.
         print(f"conversation: {conversation_id}", file=sys.stderr)
         raise
-    cancel = threading.Event()
+    cancel, streaming = threading.Event(), threading.Event()
     events = service.run(turn, cancel)
     printed = 0
     finished: ReplyFinished | None = None
-    previous = signal.signal(signal.SIGINT, _stop_on_interrupt(cancel))
     try:
-        for event in events:
-            if isinstance(event, ReplyText):
-                sys.stdout.write(event.text[printed:])
-                sys.stdout.flush()
-                printed = len(event.text)
-            elif isinstance(event, ReplyStatus) and event.text:
-                print(event.text, file=sys.stderr)
-            elif isinstance(event, ReplyFinished):
-                finished = event
-    except KeyboardInterrupt:  # a second Ctrl-C: stop here and now
+        with _ctrl_c_stops(cancel, streaming):
+            for event in events:
+                if isinstance(event, ReplyText):
+                    streaming.set()
+                    sys.stdout.write(event.text[printed:])
+                    sys.stdout.flush()
+                    printed = len(event.text)
+                elif isinstance(event, ReplyStatus) and event.text:
+                    print(event.text, file=sys.stderr)
+                elif isinstance(event, ReplyFinished):
+                    finished = event
+    except KeyboardInterrupt:
         events.close()  # saves the partial reply as stopped
         finished = None
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if printed:
         sys.stdout.write("\n")
     stopped = finished is None or finished.status is MessageStatus.STOPPED
@@ -110,18 +110,30 @@ def run_ask(
     return 130 if stopped else 0
 
 
-def _stop_on_interrupt(cancel: threading.Event) -> Callable[[int, object], None]:
-    """Ctrl-C stops the reply the way the window's Stop does, through ``cancel``; a
-    second one raises KeyboardInterrupt at once.
+@contextlib.contextmanager
+def _ctrl_c_stops(cancel: threading.Event, streaming: threading.Event) -> Iterator[None]:
+    """While the reply streams, Ctrl-C stops it the way the window's Stop does, through
+    ``cancel``; before that (connecting, waiting for the server, summarising), and on a
+    second Ctrl-C, it raises KeyboardInterrupt as usual.
 
-    Only setting a flag: Python raises KeyboardInterrupt wherever the main thread is,
-    and inside a finalizer that the garbage collector runs mid-stream it is printed
-    and dropped, so the reply went on to its end as if nothing had been pressed.
+    Only a flag while streaming: Python raises KeyboardInterrupt wherever the main
+    thread is, and inside a finalizer that the garbage collector runs mid-stream it is
+    printed and dropped, so the reply went on to its end as if nothing had been pressed.
+    Where Ctrl-C is ignored (started in the background) or handled outside Python, it
+    stays so.
     """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or previous is None:
+        yield
+        return
 
     def handler(_signum: int, _frame: object) -> None:
-        if cancel.is_set():
+        if cancel.is_set() or not streaming.is_set():
             raise KeyboardInterrupt
         cancel.set()
 
-    return handler
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -136,3 +136,44 @@ def test_sigint_stops_a_reply_that_has_gone_silent(fake_openai: FakeOpenAI) -> N
     reply = show(conversation_of(err))["messages"][-1]
     assert reply["status"] == "stopped"
     assert reply["content"].startswith("w0 w1")
+
+
+def test_sigint_before_the_reply_streams_stops_at_once(fake_openai: FakeOpenAI) -> None:
+    """Until text streams (connecting, waiting for a slow server) Ctrl-C interrupts as it
+    always does: the flag would be looked at only once the stream is open."""
+    fake_openai.enqueue(stream("late", header_delay=30))
+    process = subprocess.Popen(
+        [*CLI, "ask", "slow server"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while not fake_openai.chat_requests() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_openai.chat_requests()  # the request is out, its answer 30 s away
+    process.send_signal(signal.SIGINT)
+    try:
+        _out, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "partial reply is saved" in err
+
+
+def test_sigint_ignored_by_the_parent_stays_ignored(fake_openai: FakeOpenAI) -> None:
+    """`desktop-chat ask ... &` from a script: the shell makes it ignore Ctrl-C."""
+    fake_openai.enqueue(stream(*[f"w{i} " for i in range(20)], delay=0.02))
+    process = subprocess.Popen(
+        [*CLI, "ask", "in the background"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    assert process.stdout is not None
+    assert process.stdout.read(6)
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert out.rstrip().endswith("w19")
