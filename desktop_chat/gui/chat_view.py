@@ -259,14 +259,16 @@ def displayable(text: str) -> tuple[str, str | None]:
     always use the full text.
     """
     lines = text.split("\n", DISPLAY_LINES)
-    shown = "\n".join(lines[:DISPLAY_LINES])[:DISPLAY_LIMIT]
+    more_lines = len(lines) > DISPLAY_LINES and bool(lines[-1].strip())  # not just blank ones
+    shown = "\n".join(lines[:DISPLAY_LINES]) if more_lines else text
     note = None
-    if len(shown) < len(text):
-        if len(shown) < DISPLAY_LIMIT:
-            total = text.count("\n") + 1
-            note = f"Showing the first {DISPLAY_LINES:,} of {total:,} lines. "
-        else:
-            note = f"Showing the first {DISPLAY_LIMIT:,} of {len(text):,} characters. "
+    if len(shown) > DISPLAY_LIMIT:
+        note = f"Showing the first {DISPLAY_LIMIT:,} of {len(text):,} characters. "
+        shown = shown[:DISPLAY_LIMIT]
+    elif more_lines:
+        total = text.rstrip().count("\n") + 1
+        note = f"Showing the first {DISPLAY_LINES:,} of {total:,} lines. "
+    if note is not None:
         note += "Copy or export the message for all of it."
     return LONG_RUN.sub(lambda m: m.group(0) + "\u200b", shown), note
 
