@@ -9,7 +9,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.support.fake_openai import FakeOpenAI, error, stream
 
@@ -75,19 +77,36 @@ def test_ask_refuses_empty_input() -> None:
     assert done.stderr.count("\n") == 1
 
 
-def test_sigint_stops_and_keeps_what_arrived(fake_openai: FakeOpenAI) -> None:
-    fake_openai.enqueue(stream(*[f"w{i} " for i in range(400)], delay=0.02))
+def interrupted_ask(
+    question: str, ready: Callable[[subprocess.Popen[str]], object], **options: Any
+) -> tuple[int, str, str]:
+    """``desktop-chat ask question``, sent SIGINT once ``ready(process)``; its exit
+    status, and what it wrote after that."""
     process = subprocess.Popen(
-        [*CLI, "ask", "count slowly"],
+        [*CLI, "ask", question],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **options,
     )
+    try:
+        assert ready(process)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    return process.returncode, out, err
+
+
+def text_arrived(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
-    assert process.stdout.read(6)  # some text arrived
-    process.send_signal(signal.SIGINT)
-    _out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
+    return process.stdout.read(6)
+
+
+def test_sigint_stops_and_keeps_what_arrived(fake_openai: FakeOpenAI) -> None:
+    fake_openai.enqueue(stream(*[f"w{i} " for i in range(400)], delay=0.02))
+    status, _out, err = interrupted_ask("count slowly", text_arrived)
+    assert status == 130, err
     assert "partial reply is saved" in err
     reply = show(conversation_of(err))["messages"][-1]
     assert reply["status"] == "stopped"
@@ -123,16 +142,10 @@ def test_sigkill_mid_stream_loses_no_user_message(fake_openai: FakeOpenAI, data_
 
 def test_sigint_stops_a_reply_that_has_gone_silent(fake_openai: FakeOpenAI) -> None:
     """Ctrl-C stops through the same flag as the window's Stop, which must also wake a
-    read blocked on a server that sends nothing more."""
-    fake_openai.enqueue(stream("w0 ", "w1 ", "w2 ", stall_after=3, stall_seconds=30))
-    process = subprocess.Popen(
-        [*CLI, "ask", "then stall"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    assert process.stdout.read(6)
-    process.send_signal(signal.SIGINT)
-    _out, err = process.communicate(timeout=20)  # well before the server's 30 s of silence
-    assert process.returncode == 130, err
+    read blocked on a server that sends nothing more (for 30 s: more than the wait)."""
+    fake_openai.enqueue(stream("w0 ", "w1 ", "w2 ", stall_after=3, stall_seconds=40))
+    status, _out, err = interrupted_ask("then stall", text_arrived)
+    assert status == 130, err
     reply = show(conversation_of(err))["messages"][-1]
     assert reply["status"] == "stopped"
     assert reply["content"].startswith("w0 w1")
@@ -141,39 +154,26 @@ def test_sigint_stops_a_reply_that_has_gone_silent(fake_openai: FakeOpenAI) -> N
 def test_sigint_before_the_reply_streams_stops_at_once(fake_openai: FakeOpenAI) -> None:
     """Until text streams (connecting, waiting for a slow server) Ctrl-C interrupts as it
     always does: the flag would be looked at only once the stream is open."""
-    fake_openai.enqueue(stream("late", header_delay=30))
-    process = subprocess.Popen(
-        [*CLI, "ask", "slow server"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 20
-    while not fake_openai.chat_requests() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fake_openai.chat_requests()  # the request is out, its answer 30 s away
-    process.send_signal(signal.SIGINT)
-    try:
-        _out, err = process.communicate(timeout=15)
-    finally:
-        process.kill()
-    assert process.returncode == 130, err
+    fake_openai.enqueue(stream("late", header_delay=40))
+
+    def request_sent(_process: subprocess.Popen[str]) -> bool:
+        deadline = time.monotonic() + 20
+        while not fake_openai.chat_requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(fake_openai.chat_requests())  # out, its answer 40 s away
+
+    status, _out, err = interrupted_ask("slow server", request_sent)
+    assert status == 130, err
     assert "partial reply is saved" in err
 
 
 def test_sigint_ignored_by_the_parent_stays_ignored(fake_openai: FakeOpenAI) -> None:
     """`desktop-chat ask ... &` from a script: the shell makes it ignore Ctrl-C."""
     fake_openai.enqueue(stream(*[f"w{i} " for i in range(20)], delay=0.02))
-    process = subprocess.Popen(
-        [*CLI, "ask", "in the background"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
-    )
-    assert process.stdout is not None
-    assert process.stdout.read(6)
-    process.send_signal(signal.SIGINT)
-    try:
-        out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    status, out, err = interrupted_ask("in the background", text_arrived, preexec_fn=ignore_sigint)
+    assert status == 0, err
     assert out.rstrip().endswith("w19")
