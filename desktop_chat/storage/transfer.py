@@ -57,8 +57,11 @@ def _path(by_id: dict[str, T], leaf_id: str | None, parent: Callable[[T], str | 
     return path
 
 
-def openai_messages(conversation: Conversation, thread: list[Row]) -> list[dict[str, str]]:
-    """The thread as plain OpenAI chat ``messages``: system prompt, then what is shown.
+def openai_messages(
+    conversation: Conversation, thread: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """The thread (``tree`` entries) as plain OpenAI chat ``messages``: system prompt,
+    then what is shown.
 
     Tool messages are left out: the API only accepts them paired with the
     ``tool_calls`` that asked for them, which imported histories do not carry.
@@ -66,9 +69,9 @@ def openai_messages(conversation: Conversation, thread: list[Row]) -> list[dict[
     messages = []
     if conversation.system_prompt:
         messages.append({"role": "system", "content": conversation.system_prompt})
-    for row in thread:
-        if row[2] != Role.TOOL and not json_object(row[12]).get("hidden"):
-            messages.append({"role": row[2], "content": row[3]})
+    for entry in thread:
+        if entry["role"] != Role.TOOL and not entry.get("metadata", {}).get("hidden"):
+            messages.append({"role": entry["role"], "content": entry["content"]})
     return messages
 
 
@@ -124,8 +127,9 @@ def _entry(row: Row, created_at: datetime, metadata: dict[str, Any]) -> dict[str
 
 def conversation_json(conv: Conversation, rows: list[Row]) -> dict[str, Any]:
     """The conversation as the export holds it, from its stored message rows."""
-    by_id = {row[0]: row for row in rows}
-    thread = _path(by_id, conv.current_leaf_id, lambda row: row[1])
+    tree = [_entry(row, _fromtimestamp(row[4], UTC), json_object(row[12])) for row in rows]
+    by_id = {entry["id"]: entry for entry in tree}
+    thread = _path(by_id, conv.current_leaf_id, lambda entry: entry["parent_id"])
     return {
         "id": conv.id,
         "title": conv.title,
@@ -143,7 +147,7 @@ def conversation_json(conv: Conversation, rows: list[Row]) -> dict[str, Any]:
         "metadata": conv.metadata,
         "current_leaf_id": conv.current_leaf_id,
         "messages": openai_messages(conv, thread),
-        "tree": [_entry(row, _fromtimestamp(row[4], UTC), json_object(row[12])) for row in rows],
+        "tree": tree,
     }
 
 
